@@ -1,0 +1,103 @@
+#include "config.h"
+#include "error.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *vformat(const char *fmt, va_list ap)
+{
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0)
+		return NULL;
+	return s;
+}
+
+int om_make_error(om_error_t *err, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return -1;
+	om_error_release(err);
+	*err = calloc(1, sizeof(**err));
+	if (*err == NULL)
+		return -1;
+	(*err)->status = status < 0 ? -status : status;
+	va_start(ap, fmt);
+	(*err)->msg = vformat(fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int om_error_wrap(om_error_t *err, const char *fmt, ...)
+{
+	va_list ap;
+	char *ctx, *joined = NULL;
+
+	if (err == NULL || *err == NULL)
+		return -1;
+	va_start(ap, fmt);
+	ctx = vformat(fmt, ap);
+	va_end(ap);
+	if (ctx == NULL)
+		return -1;
+	if (asprintf(&joined, "%s: %s", ctx, (*err)->msg ? (*err)->msg : "") >= 0) {
+		free((*err)->msg);
+		(*err)->msg = joined;
+	}
+	free(ctx);
+	return -1;
+}
+
+void om_error_release(om_error_t *err)
+{
+	if (err == NULL || *err == NULL)
+		return;
+	free((*err)->msg);
+	free(*err);
+	*err = NULL;
+}
+
+void om_error_print(FILE *out, const char *prog, om_error_t err)
+{
+	if (err == NULL) {
+		fprintf(out, "%s: unknown error\n", prog);
+		return;
+	}
+	if (err->status > 0 && err->status < OM_ECRIU)
+		fprintf(out, "%s: %s: %s\n", prog, err->msg ? err->msg : "error", strerror(err->status));
+	else
+		fprintf(out, "%s: %s\n", prog, err->msg ? err->msg : "error");
+}
+
+int om_error_exit_code(om_error_t err)
+{
+	if (err == NULL)
+		return OM_EXIT_FAILURE;
+	switch (err->status) {
+	case ESRCH:
+	case ENOENT:
+	case ENODATA:
+		return OM_EXIT_NOTFOUND;
+	case OM_ECORRUPT:
+	case EBADMSG:
+	case EROFS:
+	case EACCES:
+	case EPERM:
+	case ENOSPC:
+	case EDQUOT:
+		return OM_EXIT_STORE;
+	case OM_ECRIU:
+		return OM_EXIT_CRIU;
+	case EBUSY:
+	case EADDRINUSE:
+	case EWOULDBLOCK:
+		return OM_EXIT_BUSY;
+	case EINVAL:
+		return OM_EXIT_USAGE;
+	default:
+		return OM_EXIT_FAILURE;
+	}
+}

@@ -1,0 +1,282 @@
+#include "config.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+void om_freep(void *p)
+{
+	free(*(void **)p);
+}
+
+void om_closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+	}
+	*fd = -1;
+}
+
+void om_fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+	*f = NULL;
+}
+
+void om_strvfreep(char ***v)
+{
+	if (*v == NULL)
+		return;
+	for (char **p = *v; *p; p++)
+		free(*p);
+	free(*v);
+	*v = NULL;
+}
+
+char *om_strdup_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+int om_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int om_read_file_at(int dirfd, const char *path, char **out, size_t *len, size_t max, om_error_t *err)
+{
+	cleanup_close int fd = -1;
+	cleanup_free char *buf = NULL;
+	size_t cap = 4096, used = 0;
+
+	if (max == 0)
+		max = 64u << 20;
+	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return om_make_error(err, errno, "open `%s`", path);
+	buf = malloc(cap + 1);
+	if (buf == NULL)
+		return om_make_error(err, ENOMEM, "read `%s`", path);
+	for (;;) {
+		ssize_t n;
+		if (used == cap) {
+			char *nb;
+			if (cap >= max)
+				return om_make_error(err, EFBIG, "read `%s`: larger than %zu bytes", path, max);
+			cap *= 2;
+			nb = realloc(buf, cap + 1);
+			if (nb == NULL)
+				return om_make_error(err, ENOMEM, "read `%s`", path);
+			buf = nb;
+		}
+		n = read(fd, buf + used, cap - used);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return om_make_error(err, errno, "read `%s`", path);
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	if (len)
+		*len = used;
+	*out = om_steal_ptr(buf);
+	return 0;
+}
+
+int om_read_file(const char *path, char **out, size_t *len, om_error_t *err)
+{
+	return om_read_file_at(AT_FDCWD, path, out, len, 0, err);
+}
+
+int om_write_knob(const char *path, const char *value, om_error_t *err)
+{
+	cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return om_make_error(err, errno, "open `%s`", path);
+	if (write(fd, value, strlen(value)) < 0)
+		return om_make_error(err, errno, "write `%s` to `%s`", value, path);
+	return 0;
+}
+
+int om_fsync_dir_at(int dirfd, const char *path, om_error_t *err)
+{
+	cleanup_close int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return om_make_error(err, errno, "open directory `%s`", path);
+	if (fsync(fd) < 0 && errno != EINVAL)
+		return om_make_error(err, errno, "fsync directory `%s`", path);
+	return 0;
+}
+
+int om_write_file_atomic_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode, om_error_t *err)
+{
+	cleanup_free char *tmp = om_strdup_printf(".%s.tmp.%d", name, (int)getpid());
+	cleanup_close int fd = -1;
+
+	if (tmp == NULL)
+		return om_make_error(err, ENOMEM, "write `%s`", name);
+	if (strchr(name, '/'))
+		return om_make_error(err, EINVAL, "write `%s`: name must not contain '/'", name);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return om_make_error(err, errno, "create `%s`", tmp);
+	if (om_write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+		int e = errno;
+		unlinkat(dirfd, tmp, 0);
+		return om_make_error(err, e, "write `%s`", name);
+	}
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		int e = errno;
+		unlinkat(dirfd, tmp, 0);
+		return om_make_error(err, e, "rename `%s` to `%s`", tmp, name);
+	}
+	return om_fsync_dir_at(dirfd, ".", err);
+}
+
+int om_mkdir_p(const char *path, mode_t mode, om_error_t *err)
+{
+	cleanup_free char *p = strdup(path);
+	if (p == NULL)
+		return om_make_error(err, ENOMEM, "mkdir `%s`", path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return om_make_error(err, errno, "mkdir `%s`", p);
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return om_make_error(err, errno, "mkdir `%s`", p);
+	return 0;
+}
+
+int om_rm_rf_at(int dirfd, const char *path, om_error_t *err)
+{
+	cleanup_close int fd = -1;
+	DIR *d;
+	struct dirent *de;
+
+	if (unlinkat(dirfd, path, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return om_make_error(err, errno, "remove `%s`", path);
+	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return om_make_error(err, errno, "open `%s`", path);
+	}
+	d = fdopendir(om_steal_fd(fd));
+	if (d == NULL)
+		return om_make_error(err, errno, "opendir `%s`", path);
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (om_rm_rf_at(dirfd(d), de->d_name, err) < 0) {
+			closedir(d);
+			return om_error_wrap(err, "remove `%s`", path);
+		}
+	}
+	closedir(d);
+	if (unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return om_make_error(err, errno, "rmdir `%s`", path);
+	return 0;
+}
+
+int om_parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end != '\0' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int om_parse_pid(const char *s, pid_t *out)
+{
+	unsigned long v;
+	if (om_parse_uint(s, INT_MAX, &v) < 0 || v == 0)
+		return -1;
+	*out = (pid_t)v;
+	return 0;
+}
+
+double om_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *om_node_name(void)
+{
+	static char name[256];
+	const char *env = getenv("OM_NODE");
+	struct utsname u;
+
+	if (env && *env)
+		return env;
+	if (name[0])
+		return name;
+	if (uname(&u) < 0)
+		return "localhost";
+	snprintf(name, sizeof(name), "%s", u.nodename);
+	name[strcspn(name, ".")] = '\0';
+	return name;
+}
+
+void om_json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", out);
+		else if (c == '\t')
+			fputs("\\t", out);
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
