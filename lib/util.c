@@ -181,17 +181,17 @@ int om_mkdir_p(const char *path, mode_t mode, om_error_t *err)
 	return 0;
 }
 
-int om_rm_rf_at(int dirfd, const char *path, om_error_t *err)
+int om_rm_rf_at(int dfd, const char *path, om_error_t *err)
 {
 	cleanup_close int fd = -1;
 	DIR *d;
 	struct dirent *de;
 
-	if (unlinkat(dirfd, path, 0) == 0 || errno == ENOENT)
+	if (unlinkat(dfd, path, 0) == 0 || errno == ENOENT)
 		return 0;
 	if (errno != EISDIR && errno != EPERM)
 		return om_make_error(err, errno, "remove `%s`", path);
-	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
@@ -209,7 +209,7 @@ int om_rm_rf_at(int dirfd, const char *path, om_error_t *err)
 		}
 	}
 	closedir(d);
-	if (unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
+	if (unlinkat(dfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		return om_make_error(err, errno, "rmdir `%s`", path);
 	return 0;
 }

@@ -51,6 +51,7 @@ elif command -v criu >/dev/null && criu_ok "$(command -v criu)" && pkg-config --
 fi
 
 if [ -n "$have_criu" ]; then
+	ldconfig
 	log "using working CRIU at $have_criu ($("$have_criu" --version | head -1))"
 else
 	src="$CACHE/criu-$CRIU_VERSION"

@@ -1,0 +1,505 @@
+#include "config.h"
+#include "checkpoint.h"
+#include "om-criu.h"
+#include "group.h"
+#include "proc.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+const char *om_workdir(const char *explicit_dir)
+{
+	const char *env = getenv("OM_WORKDIR");
+	if (explicit_dir && *explicit_dir)
+		return explicit_dir;
+	if (env && *env)
+		return env;
+	return OM_LOCALSTATEDIR "/lib/omtools/work";
+}
+
+void om_ckpt_result_release(struct om_ckpt_result *res)
+{
+	free(res->path);
+	res->path = NULL;
+}
+
+/* Where a process was before omckpt -p moved it into a temporary leaf. */
+struct origin {
+	pid_t pid;
+	char path[PATH_MAX];
+};
+
+static int read_origin(const struct om_cg *cg, pid_t pid, struct origin *o, om_error_t *err)
+{
+	char p[64];
+	cleanup_free char *buf = NULL;
+	char *save = NULL;
+
+	o->pid = pid;
+	snprintf(o->path, sizeof(o->path), "%s", cg->mnt);
+	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)pid);
+	if (om_read_file(p, &buf, NULL, err) < 0)
+		return -1;
+	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *c1 = strchr(l, ':'), *c2;
+		if (c1 == NULL || (c2 = strchr(c1 + 1, ':')) == NULL)
+			continue;
+		*c2 = '\0';
+		if (cg->ver == OM_CG_V2 ? (strcmp(l, "0") == 0 && c1[1] == '\0') : strcmp(c1 + 1, "freezer") == 0) {
+			snprintf(o->path, sizeof(o->path), "%.2000s%.2000s", cg->mnt, strcmp(c2 + 1, "/") ? c2 + 1 : "");
+			break;
+		}
+	}
+	return 0;
+}
+
+struct ckpt_ctx {
+	const struct om_ckpt_opts *o;
+	struct om_cg cg;
+	struct om_group g;       /* the trees to dump (for -p: one tree) */
+	struct origin *origins;  /* -p on a process outside any group */
+	size_t n_origins;
+	char tmpleaf[PATH_MAX];
+	char scratch[PATH_MAX];
+	bool keep_logs; /* failed: keep CRIU's logs in scratch, drop the images */
+	Om__Manifest *m;
+};
+
+static void ctx_release(struct ckpt_ctx *c)
+{
+	om_error_t tmp = NULL;
+	if (c->g.frozen)
+		om_group_thaw(&c->g, &tmp);
+	om_error_release(&tmp);
+	for (size_t i = 0; i < c->n_origins; i++)
+		if (om_pid_state(c->origins[i].pid) == OM_PID_ALIVE)
+			if (om_cg_move(c->origins[i].path, c->origins[i].pid, &tmp) < 0)
+				om_error_release(&tmp);
+	if (c->tmpleaf[0])
+		(void)rmdir(c->tmpleaf);
+	free(c->origins);
+	if (c->scratch[0] && c->keep_logs) {
+		for (size_t i = 0; i < c->g.n_trees; i++) {
+			char img[PATH_MAX];
+			snprintf(img, sizeof(img), "%.3000s/tree-%d/img", c->scratch, (int)c->g.trees[i].root);
+			{
+				om_rm_rf_at(AT_FDCWD, img, &tmp);
+				om_error_release(&tmp);
+			}
+		}
+	} else if (c->scratch[0]) {
+		om_rm_rf_at(AT_FDCWD, c->scratch, &tmp);
+		om_error_release(&tmp);
+	}
+	om_group_release(&c->g);
+	if (c->m)
+		om_manifest_free_built(c->m);
+}
+
+/* omckpt -p PID: find or make the leaf cgroup of PID's tree. */
+static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
+{
+	pid_t pid = c->o->pid;
+	unsigned long g;
+	pid_t t;
+	cleanup_free pid_t *desc = NULL;
+	size_t nd = 0;
+
+	if (om_pid_state(pid) != OM_PID_ALIVE)
+		return om_make_error(err, ESRCH, "no such process %d", (int)pid);
+	if (om_cg_locate(&c->cg, pid, &g, &t, err) < 0)
+		return -1;
+	if (g != 0) {
+		struct om_group all;
+		if (om_group_normalize(&c->cg, g, err) < 0 || om_group_load(&c->cg, g, &all, err) < 0)
+			return -1;
+		for (size_t i = 0; i < all.n_trees; i++) {
+			if (all.trees[i].root != pid)
+				continue;
+			c->g = all;
+			c->g.id = g;
+			/* keep only this tree */
+			struct om_tree keep = all.trees[i];
+			for (size_t j = 0; j < all.n_trees; j++)
+				if (j != i) {
+					for (size_t k = 0; k < all.trees[j].n_members; k++)
+						free(all.trees[j].members[k].cmdline);
+					free(all.trees[j].members);
+				}
+			c->g.trees[0] = keep;
+			c->g.n_trees = 1;
+			return 0;
+		}
+		om_group_release(&all);
+		return om_make_error(err, EINVAL,
+				     "process %d is inside a process tree of miggroup %lu: checkpoint the group "
+				     "(-g %lu) or the tree's root",
+				     (int)pid, g, g);
+	}
+	/* not in a group: a temporary leaf for the freezer */
+	snprintf(c->tmpleaf, sizeof(c->tmpleaf), "%.4000s/p%d", c->cg.base, (int)pid);
+	if (om_cg_mkdir(c->tmpleaf, err) < 0)
+		return -1;
+	if (om_proc_descendants(pid, &desc, &nd, err) < 0)
+		return -1;
+	c->origins = calloc(nd, sizeof(*c->origins));
+	if (c->origins == NULL)
+		return om_make_error(err, ENOMEM, "checkpoint %d", (int)pid);
+	for (size_t i = 0; i < nd; i++) {
+		om_error_t tmp = NULL;
+		unsigned long dg;
+		pid_t dt;
+		if (om_cg_locate(&c->cg, desc[i], &dg, &dt, &tmp) == 0 && dg != 0) {
+			om_make_error(err, EINVAL, "process %d (descendant of %d) belongs to miggroup %lu", (int)desc[i],
+				      (int)pid, dg);
+			return -1;
+		}
+		om_error_release(&tmp);
+		if (read_origin(&c->cg, desc[i], &c->origins[c->n_origins], &tmp) < 0 ||
+		    om_cg_move(c->tmpleaf, desc[i], &tmp) < 0) {
+			if (i == 0) {
+				*err = tmp;
+				return -1;
+			}
+			om_error_release(&tmp);
+			continue;
+		}
+		c->n_origins++;
+	}
+	/* describe it as a one-tree group */
+	memset(&c->g, 0, sizeof(c->g));
+	c->g.cg = c->cg;
+	c->g.trees = calloc(1, sizeof(struct om_tree));
+	if (c->g.trees == NULL)
+		return om_make_error(err, ENOMEM, "checkpoint %d", (int)pid);
+	c->g.n_trees = 1;
+	c->g.trees[0].root = pid;
+	c->g.trees[0].leaf = pid;
+	snprintf(c->g.trees[0].cgpath, sizeof(c->g.trees[0].cgpath), "%s", c->tmpleaf);
+	c->g.trees[0].members = calloc(c->n_origins, sizeof(struct om_member));
+	if (c->g.trees[0].members == NULL)
+		return om_make_error(err, ENOMEM, "checkpoint %d", (int)pid);
+	for (size_t i = 0; i < c->n_origins; i++) {
+		c->g.trees[0].members[i].pid = c->origins[i].pid;
+	}
+	c->g.trees[0].n_members = c->n_origins;
+	return 0;
+}
+
+/* After the freeze: every process of each tree must be in the tree's leaf. */
+static int check_trees_whole(struct ckpt_ctx *c, om_error_t *err)
+{
+	for (size_t i = 0; i < c->g.n_trees; i++) {
+		struct om_tree *t = &c->g.trees[i];
+		cleanup_free pid_t *desc = NULL;
+		size_t nd = 0;
+
+		if (om_proc_descendants(t->root, &desc, &nd, err) < 0)
+			return om_error_wrap(err, "tree %d", (int)t->root);
+		for (size_t j = 0; j < nd; j++) {
+			bool found = false;
+			for (size_t k = 0; k < t->n_members && !found; k++)
+				found = t->members[k].pid == desc[j];
+			if (!found) {
+				unsigned long g = 0;
+				pid_t tr = 0;
+				om_error_t tmp = NULL;
+				om_cg_locate(&c->cg, desc[j], &g, &tr, &tmp);
+				om_error_release(&tmp);
+				return om_make_error(err, EINVAL,
+						     "process %d (in the tree of %d) is %s%lu: a process tree is "
+						     "checkpointed whole",
+						     (int)desc[j], (int)t->root, g ? "in miggroup " : "in no miggroup",
+						     g ? g : 0UL);
+			}
+		}
+	}
+	return 0;
+}
+
+static Om__ProcEntry *proc_entry(pid_t pid, om_error_t *err)
+{
+	struct om_proc p;
+	Om__ProcEntry *e;
+
+	if (om_proc_read(pid, &p, true, err) < 0)
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL) {
+		om_proc_release(&p);
+		om_make_error(err, ENOMEM, "describe process %d", (int)pid);
+		return NULL;
+	}
+	om__proc_entry__init(e);
+	e->pid = p.pid;
+	e->ppid = p.ppid;
+	e->comm = strdup(p.comm);
+	e->cmdline = om_steal_ptr(p.cmdline);
+	e->n_tids = p.n_tids;
+	e->tids = calloc(p.n_tids ? p.n_tids : 1, sizeof(int32_t));
+	for (size_t i = 0; e->tids && i < p.n_tids; i++)
+		e->tids[i] = p.tids[i];
+	om_proc_release(&p);
+	if (e->comm == NULL || e->tids == NULL) {
+		om_make_error(err, ENOMEM, "describe process %d", (int)pid);
+		free(e->comm);
+		free(e->cmdline);
+		free(e->tids);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static int build_manifest(struct ckpt_ctx *c, char *criu_ver, om_error_t *err)
+{
+	struct utsname u;
+	struct timespec now;
+	Om__Manifest *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return om_make_error(err, ENOMEM, "build manifest");
+	om__manifest__init(m);
+	c->m = m;
+	uname(&u);
+	clock_gettime(CLOCK_REALTIME, &now);
+	m->group = (uint32_t)c->o->group;
+	m->node = strdup(om_node_name());
+	m->time_unix_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+	m->kernel = strdup(u.release);
+	m->criu_version = strdup(criu_ver);
+	m->omtools_version = strdup(PACKAGE_VERSION);
+	m->cgroup_backend = strdup(om_cg_name(&c->cg));
+	m->has_leave_running = true;
+	m->leave_running = c->o->leave_running;
+	m->has_zstd_level = true;
+	m->zstd_level = c->o->zstd_level ? c->o->zstd_level : 3;
+	if (c->o->pid) {
+		m->has_single_pid = true;
+		m->single_pid = c->o->pid;
+	}
+	if (!m->node || !m->kernel || !m->criu_version || !m->omtools_version || !m->cgroup_backend)
+		return om_make_error(err, ENOMEM, "build manifest");
+	m->trees = calloc(c->g.n_trees, sizeof(Om__TreeEntry *));
+	if (m->trees == NULL)
+		return om_make_error(err, ENOMEM, "build manifest");
+	for (size_t i = 0; i < c->g.n_trees; i++) {
+		struct om_tree *t = &c->g.trees[i];
+		Om__TreeEntry *te = calloc(1, sizeof(*te));
+		if (te == NULL)
+			return om_make_error(err, ENOMEM, "build manifest");
+		om__tree_entry__init(te);
+		m->trees[m->n_trees++] = te;
+		te->root_pid = t->root;
+		te->dir = om_strdup_printf("tree-%d", (int)t->root);
+		te->procs = calloc(t->n_members, sizeof(Om__ProcEntry *));
+		if (te->dir == NULL || te->procs == NULL)
+			return om_make_error(err, ENOMEM, "build manifest");
+		for (size_t j = 0; j < t->n_members; j++) {
+			Om__ProcEntry *pe = proc_entry(t->members[j].pid, err);
+			if (pe == NULL)
+				return om_error_wrap(err, "tree %d", (int)t->root);
+			te->procs[te->n_procs++] = pe;
+		}
+	}
+	return 0;
+}
+
+/* CRIU dumps a session whole: is the session leader of the root inside the tree? */
+static bool session_in_tree(const struct om_tree *t)
+{
+	pid_t sid = getsid(t->root);
+	if (sid == t->root)
+		return true;
+	for (size_t i = 0; i < t->n_members; i++)
+		if (t->members[i].pid == sid)
+			return true;
+	return false;
+}
+
+static int reload_frozen(struct ckpt_ctx *c, om_error_t *err)
+{
+	struct om_group g2;
+
+	/* A member may have forked or a joingroup may have raced the freeze:
+	 * read the group again now that it holds still, and freeze what is new. */
+	if (om_group_load(&c->cg, c->o->group, &g2, err) < 0)
+		return -1;
+	g2.frozen = true;
+	if (om_group_freeze(&g2, c->o->freeze_timeout > 0 ? c->o->freeze_timeout : 10, err) < 0) {
+		om_group_release(&g2);
+		return -1;
+	}
+	c->g.frozen = false; /* g2 covers every leaf of g, and maybe more */
+	om_group_release(&c->g);
+	c->g = g2;
+	if (c->g.n_trees == 0)
+		return om_make_error(err, ENOENT, "miggroup %lu has no members", c->o->group);
+	return 0;
+}
+
+static int kill_and_wait(struct ckpt_ctx *c, om_error_t *err)
+{
+	cleanup_free pid_t *pids = NULL;
+	size_t n = 0;
+	double deadline;
+
+	if (om_group_pids(&c->g, &pids, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		kill(pids[i], SIGKILL);
+	if (om_group_thaw(&c->g, err) < 0)
+		return -1;
+	deadline = om_now() + 10;
+	for (size_t i = 0; i < n; i++) {
+		while (om_pid_state(pids[i]) == OM_PID_ALIVE) {
+			if (om_now() > deadline)
+				return om_make_error(err, ETIMEDOUT, "process %d did not exit after SIGKILL", (int)pids[i]);
+			struct timespec ts = {0, 2000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return 0;
+}
+
+int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_error_t *err)
+{
+	struct ckpt_ctx c;
+	struct om_store st = {.path = NULL, .fd = -1};
+	struct om_gen_writer *w = NULL;
+	cleanup_free char *store_path = NULL;
+	const char *kind = o->group ? "groups" : "pids";
+	unsigned long id = o->group ? o->group : (unsigned long)o->pid;
+	char criu_ver[32];
+	double t0 = om_now(), tfreeze, tdump = 0;
+	int ret = -1;
+	int workers = o->zstd_workers > 0 ? o->zstd_workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(&c, 0, sizeof(c));
+	memset(res, 0, sizeof(*res));
+	c.o = o;
+	if ((o->group == 0) == (o->pid == 0))
+		return om_make_error(err, EINVAL, "checkpoint needs a miggroup or a PID");
+	if (om_cg_init(&c.cg, err) < 0)
+		return -1;
+	if (om_criu_version(criu_ver, sizeof(criu_ver), err) < 0)
+		return -1;
+	store_path = om_store_resolve_path(o->store);
+	if (store_path == NULL)
+		return om_make_error(err, ENOMEM, "resolve store");
+	if (om_store_open(&st, store_path, true, err) < 0)
+		return -1;
+
+	if (o->group) {
+		if (!om_group_exists(&c.cg, o->group)) {
+			om_make_error(err, ENOENT, "unknown miggroup %lu", o->group);
+			goto out;
+		}
+		if (om_group_normalize(&c.cg, o->group, err) < 0 || om_group_load(&c.cg, o->group, &c.g, err) < 0)
+			goto out;
+		if (c.g.n_trees == 0) {
+			om_make_error(err, ENOENT, "miggroup %lu has no members", o->group);
+			goto out;
+		}
+	} else if (prepare_single(&c, err) < 0)
+		goto out;
+
+	if (om_gen_begin(&st, kind, id, o->lock_wait, &w, err) < 0)
+		goto out;
+
+	/* the consistent cut */
+	tfreeze = om_now();
+	if (om_group_freeze(&c.g, o->freeze_timeout > 0 ? o->freeze_timeout : 10, err) < 0)
+		goto out;
+	if (o->group && reload_frozen(&c, err) < 0)
+		goto out;
+	if (check_trees_whole(&c, err) < 0 || build_manifest(&c, criu_ver, err) < 0)
+		goto out;
+
+	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/ckpt-%s%lu-%d", om_workdir(o->workdir), o->group ? "g" : "p",
+		 id, (int)getpid());
+	if (om_rm_rf_at(AT_FDCWD, c.scratch, err) < 0 || om_mkdir_p(c.scratch, 0700, err) < 0)
+		goto out;
+	for (size_t i = 0; i < c.g.n_trees; i++) {
+		struct om_tree *t = &c.g.trees[i];
+		char dir[PATH_MAX], img[PATH_MAX + 8];
+		double td = om_now();
+		struct om_criu_dump d;
+
+		snprintf(dir, sizeof(dir), "%.3000s/tree-%d", c.scratch, (int)t->root);
+		snprintf(img, sizeof(img), "%s/img", dir);
+		if (om_mkdir_p(img, 0700, err) < 0)
+			goto out;
+		c.m->trees[i]->has_shell_job = true;
+		c.m->trees[i]->shell_job = !session_in_tree(t);
+		d = (struct om_criu_dump){.root = t->root,
+					  .shell_job = c.m->trees[i]->shell_job,
+					  .images_dir = img,
+					  .work_dir = dir,
+					  .freeze_cgroup = t->cgpath,
+					  .leave_running = true};
+		if (om_criu_dump(&d, err) < 0) {
+			c.keep_logs = true; /* the message names dump.log */
+			om_error_wrap(err, "dump tree %d", (int)t->root);
+			goto out;
+		}
+		c.m->trees[i]->has_dump_seconds = true;
+		c.m->trees[i]->dump_seconds = om_now() - td;
+		tdump += om_now() - td;
+	}
+	if (o->leave_running) {
+		if (om_group_thaw(&c.g, err) < 0)
+			goto out;
+		res->freeze_seconds = om_now() - tfreeze;
+	}
+	for (size_t i = 0; i < c.g.n_trees; i++) {
+		char img[PATH_MAX];
+		snprintf(img, sizeof(img), "%.3000s/tree-%d/img", c.scratch, (int)c.g.trees[i].root);
+		if (om_gen_add_tree(w, img, c.m->trees[i], o->zstd_level ? o->zstd_level : 3, workers, err) < 0) {
+			om_error_wrap(err, "store tree %d", (int)c.g.trees[i].root);
+			goto out;
+		}
+	}
+	c.m->has_freeze_seconds = true;
+	c.m->freeze_seconds = o->leave_running ? res->freeze_seconds : om_now() - tfreeze;
+	c.m->has_total_seconds = true;
+	c.m->total_seconds = om_now() - t0;
+	if (om_gen_commit(w, c.m, &res->generation, err) < 0)
+		goto out;
+	/* published: from here on the group is the store's */
+	res->path = om_strdup_printf("%s/%s/%lu/gen-%llu", st.path, kind, id, (unsigned long long)res->generation);
+	res->n_trees = c.g.n_trees;
+	res->n_procs = om_group_count(&c.g);
+	res->raw_bytes = c.m->raw_bytes;
+	res->stored_bytes = c.m->stored_bytes;
+	res->dump_seconds = tdump;
+	if (!o->leave_running) {
+		if (kill_and_wait(&c, err) < 0) {
+			om_error_wrap(err, "generation %llu is written, but stopping the group failed",
+				      (unsigned long long)res->generation);
+			goto out;
+		}
+		res->freeze_seconds = om_now() - tfreeze;
+		c.n_origins = 0; /* nothing to move back */
+	}
+	res->total_seconds = om_now() - t0;
+	ret = 0;
+out:
+	if (ret < 0) {
+		if (o->group)
+			om_error_wrap(err, "checkpoint miggroup %lu", o->group);
+		else
+			om_error_wrap(err, "checkpoint process %d", (int)o->pid);
+	}
+	om_gen_writer_free(w); /* removes an uncommitted generation, unlocks */
+	ctx_release(&c);       /* thaws a group still frozen */
+	om_store_close(&st);
+	return ret;
+}

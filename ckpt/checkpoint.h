@@ -1,0 +1,39 @@
+/* ckpt/checkpoint.h — checkpoint a miggroup (or one process tree) into the store. */
+#ifndef OM_CHECKPOINT_H
+#define OM_CHECKPOINT_H
+
+#include "error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct om_ckpt_opts {
+	unsigned long group;  /* miggroup to checkpoint, or 0 with pid */
+	pid_t pid;            /* omckpt -p PID: one process tree */
+	const char *store;    /* NULL: $OM_STORE, config file, default */
+	const char *workdir;  /* local scratch; NULL: $OM_WORKDIR or /var/lib/omtools/work */
+	bool leave_running;   /* periodic checkpoint instead of migration */
+	int zstd_level;       /* 0: default (3) */
+	int zstd_workers;     /* 0: one per CPU */
+	double freeze_timeout; /* 0: 10 s */
+	double lock_wait;     /* wait for another omckpt of the same group; default 0 */
+};
+
+struct om_ckpt_result {
+	uint64_t generation;
+	char *path; /* the published generation directory */
+	size_t n_trees, n_procs;
+	uint64_t raw_bytes, stored_bytes;
+	double freeze_seconds; /* from freeze to thaw or kill */
+	double dump_seconds;   /* CRIU time */
+	double total_seconds;
+};
+
+int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_error_t *err);
+void om_ckpt_result_release(struct om_ckpt_result *res);
+
+/* Local scratch directory for CRIU's raw images. */
+const char *om_workdir(const char *explicit_dir);
+
+#endif

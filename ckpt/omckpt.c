@@ -1,0 +1,132 @@
+/* omckpt — checkpoint a miggroup (or one process tree) into the store. */
+#include "config.h"
+#include "checkpoint.h"
+#include "cli.h"
+#include "group.h"
+#include "util.h"
+
+#include <getopt.h>
+
+static const char *prog = "omckpt";
+
+static void usage(void)
+{
+	printf("Usage: %s -g G [OPTION]...\n"
+	       "       %s -p PID [OPTION]...\n"
+	       "Freeze every process of miggroup G at once, dump each of its process trees with CRIU\n"
+	       "and write one new zstd-compressed, checksummed generation to the store.\n"
+	       "By default the group is stopped after the generation is safely written (migration);\n"
+	       "on any failure the group is thawed and keeps running, and no generation appears.\n\n"
+	       "  -g, --group G          checkpoint miggroup G\n"
+	       "  -p, --pid PID          checkpoint the process tree rooted at PID\n"
+	       "  -R, --leave-running    keep the processes running (periodic checkpoint)\n"
+	       "  -s, --store DIR        the store (default: $OM_STORE, `store =` in\n"
+	       "                         /etc/omtools/omtools.conf, /var/lib/omtools/store)\n"
+	       "  -w, --work-dir DIR     local scratch for CRIU's raw images ($OM_WORKDIR,\n"
+	       "                         /var/lib/omtools/work)\n"
+	       "  -l, --level N          zstd level (1-19, default 3)\n"
+	       "  -j, --threads N        zstd worker threads (default: one per CPU)\n"
+	       "  -t, --freeze-timeout S give up freezing after S seconds (default 10)\n"
+	       "      --lock-wait S      wait up to S seconds for another omckpt of the group\n"
+	       "  -q, --quiet            print nothing on success\n"
+	       "  -h, --help             show this help\n"
+	       "  -V, --version          show the version\n\n"
+	       "Exit status: 0 ok, 1 failure, 2 usage, 3 unknown or empty group / no such PID,\n"
+	       "4 store not writable, 5 CRIU failed, 6 another omckpt holds the group.\n",
+	       prog, prog);
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_LOCK_WAIT = 256 };
+	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
+					     {"pid", required_argument, NULL, 'p'},
+					     {"leave-running", no_argument, NULL, 'R'},
+					     {"store", required_argument, NULL, 's'},
+					     {"work-dir", required_argument, NULL, 'w'},
+					     {"level", required_argument, NULL, 'l'},
+					     {"threads", required_argument, NULL, 'j'},
+					     {"freeze-timeout", required_argument, NULL, 't'},
+					     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+					     {"quiet", no_argument, NULL, 'q'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {NULL, 0, NULL, 0}};
+	cleanup_om_error om_error_t err = NULL;
+	struct om_ckpt_opts o = {0};
+	struct om_ckpt_result r;
+	unsigned long v;
+	bool quiet = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "g:p:Rs:w:l:j:t:qhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'g':
+			if (om_group_parse_id(optarg, false, &o.group, &err) < 0)
+				return om_cli_fail(prog, &err);
+			break;
+		case 'p':
+			if (om_parse_pid(optarg, &o.pid) < 0)
+				return om_cli_usage_error(prog, "invalid PID");
+			break;
+		case 'R':
+			o.leave_running = true;
+			break;
+		case 's':
+			o.store = optarg;
+			break;
+		case 'w':
+			o.workdir = optarg;
+			break;
+		case 'l':
+			if (om_parse_uint(optarg, 19, &v) < 0 || v == 0)
+				return om_cli_usage_error(prog, "--level must be 1 to 19");
+			o.zstd_level = (int)v;
+			break;
+		case 'j':
+			if (om_parse_uint(optarg, 256, &v) < 0 || v == 0)
+				return om_cli_usage_error(prog, "--threads must be 1 to 256");
+			o.zstd_workers = (int)v;
+			break;
+		case 't':
+			if (om_parse_uint(optarg, 3600, &v) < 0 || v == 0)
+				return om_cli_usage_error(prog, "--freeze-timeout must be 1 to 3600 seconds");
+			o.freeze_timeout = (double)v;
+			break;
+		case OPT_LOCK_WAIT:
+			if (om_parse_uint(optarg, 86400, &v) < 0)
+				return om_cli_usage_error(prog, "--lock-wait must be seconds");
+			o.lock_wait = (double)v;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		case 'V':
+			return om_cli_version(prog);
+		default:
+			return om_cli_usage_error(prog, "unknown option");
+		}
+	}
+	if (optind != argc)
+		return om_cli_usage_error(prog, "unexpected argument");
+	if ((o.group == 0) == (o.pid == 0))
+		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
+	if (om_checkpoint(&o, &r, &err) < 0)
+		return om_cli_fail(prog, &err);
+	if (!quiet) {
+		if (o.group)
+			printf("group %lu: ", o.group);
+		else
+			printf("process %d: ", (int)o.pid);
+		printf("generation %llu written to %s (%zu tree%s, %zu process%s, raw %.1f MiB, stored %.1f MiB, "
+		       "%.2f s%s)\n",
+		       (unsigned long long)r.generation, r.path, r.n_trees, r.n_trees == 1 ? "" : "s", r.n_procs,
+		       r.n_procs == 1 ? "" : "es", (double)r.raw_bytes / 1048576.0, (double)r.stored_bytes / 1048576.0,
+		       r.total_seconds, o.leave_running ? ", left running" : ", stopped");
+	}
+	om_ckpt_result_release(&r);
+	return 0;
+}

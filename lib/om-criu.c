@@ -1,0 +1,162 @@
+#include "config.h"
+#include "om-criu.h"
+#include "util.h"
+
+#include <criu/criu.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+const char *om_criu_binary(void)
+{
+	const char *env = getenv("OM_CRIU");
+	return env && *env ? env : OM_CRIU_BIN;
+}
+
+/* Append the last "Error" lines of a CRIU log to the error message. */
+static int criu_failure(om_error_t *err, const char *what, const char *dir, const char *log, int ret)
+{
+	cleanup_free char *path = om_strdup_printf("%s/%s", dir, log);
+	cleanup_free char *buf = NULL;
+	char lines[3][512];
+	int nl = 0;
+	om_error_t tmp = NULL;
+
+	if (path && om_read_file(path, &buf, NULL, &tmp) == 0) {
+		char *save = NULL;
+		for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			if (strstr(l, "Error (") == NULL || strstr(l, "RLIMIT_NOFILE") != NULL)
+				continue; /* the rlimit complaint is harmless without CAP_SYS_RESOURCE */
+			char *msg = strstr(l, "): ");
+			snprintf(lines[nl % 3], sizeof(lines[0]), "%s", msg ? msg + 3 : l);
+			nl++;
+		}
+	}
+	om_error_release(&tmp);
+	if (nl == 0)
+		return om_make_error(err, OM_ECRIU, "criu %s failed (%s%s%s; log: %s)", what, ret < 0 ? "error " : "",
+				     ret < 0 ? strerror(-ret) : "exit", "", path ? path : log);
+	{
+		char joined[1600] = "";
+		int first = nl > 3 ? nl - 3 : 0;
+		for (int i = first; i < nl; i++) {
+			strncat(joined, lines[i % 3], sizeof(joined) - strlen(joined) - 4);
+			if (i + 1 < nl)
+				strncat(joined, "; ", sizeof(joined) - strlen(joined) - 1);
+		}
+		return om_make_error(err, OM_ECRIU, "criu %s failed: %s (log: %s)", what, joined, path ? path : log);
+	}
+}
+
+static int init_opts(criu_opts **opts, const char *images_dir, const char *work_dir, const char *log, int *img_fd,
+		     int *work_fd, om_error_t *err)
+{
+	if (criu_local_init_opts(opts) < 0)
+		return om_make_error(err, ENOMEM, "init CRIU options");
+	if (criu_local_set_service_binary(*opts, om_criu_binary()) < 0)
+		return om_make_error(err, ENOMEM, "init CRIU options");
+	*img_fd = open(images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*img_fd < 0)
+		return om_make_error(err, errno, "open images directory `%s`", images_dir);
+	*work_fd = open(work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*work_fd < 0)
+		return om_make_error(err, errno, "open work directory `%s`", work_dir);
+	criu_local_set_images_dir_fd(*opts, *img_fd);
+	criu_local_set_work_dir_fd(*opts, *work_fd);
+	criu_local_set_log_file(*opts, log);
+	criu_local_set_log_level(*opts, 4);
+	/* miggroup cgroups are ours: CRIU neither dumps nor restores them */
+	criu_local_set_manage_cgroups_mode(*opts, CRIU_CG_MODE_IGNORE);
+	criu_local_set_file_locks(*opts, true);
+	return 0;
+}
+
+int om_criu_version(char *buf, size_t len, om_error_t *err)
+{
+	criu_opts *opts = NULL;
+	int v;
+
+	if (criu_local_init_opts(&opts) < 0)
+		return om_make_error(err, ENOMEM, "init CRIU options");
+	criu_local_set_service_binary(opts, om_criu_binary());
+	v = criu_local_get_version(opts);
+	criu_local_free_opts(opts);
+	if (v <= 0)
+		return om_make_error(err, ENOENT, "cannot run CRIU `%s` (set OM_CRIU or run scripts/setup.sh)",
+				     om_criu_binary());
+	snprintf(buf, len, "%d.%d.%d", v / 10000, (v / 100) % 100, v % 100);
+	return 0;
+}
+
+int om_criu_check(om_error_t *err)
+{
+	criu_opts *opts = NULL;
+	int r;
+
+	if (criu_local_init_opts(&opts) < 0)
+		return om_make_error(err, ENOMEM, "init CRIU options");
+	criu_local_set_service_binary(opts, om_criu_binary());
+	r = criu_local_check(opts);
+	criu_local_free_opts(opts);
+	if (r < 0)
+		return om_make_error(err, OM_ECRIU, "`%s check` failed: CRIU does not work on this kernel (%s)",
+				     om_criu_binary(), strerror(-r));
+	return 0;
+}
+
+int om_criu_dump(const struct om_criu_dump *d, om_error_t *err)
+{
+	criu_opts *opts = NULL;
+	cleanup_close int img_fd = -1;
+	cleanup_close int work_fd = -1;
+	int r;
+
+	if (init_opts(&opts, d->images_dir, d->work_dir, "dump.log", &img_fd, &work_fd, err) < 0) {
+		criu_local_free_opts(opts);
+		return -1;
+	}
+	criu_local_set_pid(opts, d->root);
+	criu_local_set_leave_running(opts, d->leave_running);
+	criu_local_set_shell_job(opts, d->shell_job);
+	if (d->freeze_cgroup)
+		criu_local_set_freeze_cgroup(opts, d->freeze_cgroup);
+	r = criu_local_dump(opts);
+	criu_local_free_opts(opts);
+	if (r < 0)
+		return criu_failure(err, "dump", d->work_dir, "dump.log", r);
+	return 0;
+}
+
+/* libcriu's notify callback has no user argument. */
+static const struct om_criu_restore *cur_restore;
+
+static int notify_cb(char *action, criu_notify_arg_t na)
+{
+	if (cur_restore && cur_restore->post_restore && strcmp(action, "post-restore") == 0)
+		return cur_restore->post_restore(cur_restore->arg, criu_notify_pid(na)) < 0 ? -1 : 0;
+	return 0;
+}
+
+pid_t om_criu_restore_child(const struct om_criu_restore *rs, om_error_t *err)
+{
+	criu_opts *opts = NULL;
+	cleanup_close int img_fd = -1;
+	cleanup_close int work_fd = -1;
+	int r;
+
+	if (init_opts(&opts, rs->images_dir, rs->work_dir, "restore.log", &img_fd, &work_fd, err) < 0) {
+		criu_local_free_opts(opts);
+		return -1;
+	}
+	criu_local_set_shell_job(opts, rs->shell_job);
+	cur_restore = rs;
+	criu_local_set_notify_cb(opts, notify_cb);
+	r = criu_local_restore_child(opts);
+	cur_restore = NULL;
+	criu_local_free_opts(opts);
+	if (r < 0)
+		return criu_failure(err, "restore", rs->work_dir, "restore.log", r);
+	return r;
+}

@@ -1,0 +1,216 @@
+#include "config.h"
+#include "proc.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+int om_pids_push(pid_t **arr, size_t *n, pid_t v)
+{
+	if ((*n & (*n - 1)) == 0 || *n == 0) {
+		size_t cap = *n ? *n * 2 : 8;
+		pid_t *na = realloc(*arr, cap * sizeof(pid_t));
+		if (na == NULL)
+			return -1;
+		*arr = na;
+	}
+	(*arr)[(*n)++] = v;
+	return 0;
+}
+
+bool om_pids_contains(const pid_t *arr, size_t n, pid_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (arr[i] == v)
+			return true;
+	return false;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	return (x > y) - (x < y);
+}
+
+void om_pids_sort(pid_t *arr, size_t n)
+{
+	if (n > 1)
+		qsort(arr, n, sizeof(pid_t), cmp_pid);
+}
+
+static int read_stat(pid_t pid, struct om_proc *p, om_error_t *err)
+{
+	char path[64];
+	cleanup_free char *buf = NULL;
+	char *lp, *rp;
+	om_error_t tmp = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (om_read_file(path, &buf, NULL, &tmp) < 0) {
+		int st = tmp->status;
+		om_error_release(&tmp);
+		return om_make_error(err, st == ENOENT ? ESRCH : st, "no such process %d", pid);
+	}
+	lp = strchr(buf, '(');
+	rp = strrchr(buf, ')');
+	if (lp == NULL || rp == NULL || rp < lp || rp[1] == '\0')
+		return om_make_error(err, EINVAL, "cannot parse %s", path);
+	snprintf(p->comm, sizeof(p->comm), "%.*s", (int)(rp - lp - 1), lp + 1);
+	if (sscanf(rp + 2, "%c %d", &p->state, &p->ppid) != 2)
+		return om_make_error(err, EINVAL, "cannot parse %s", path);
+	return 0;
+}
+
+static char *read_cmdline(pid_t pid, const char *comm)
+{
+	char path[64];
+	cleanup_free char *buf = NULL;
+	size_t len = 0;
+	om_error_t tmp = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	if (om_read_file(path, &buf, &len, &tmp) < 0 || len == 0) {
+		om_error_release(&tmp);
+		return om_strdup_printf("[%s]", comm);
+	}
+	while (len > 0 && buf[len - 1] == '\0')
+		len--;
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] == '\0' || buf[i] == '\n')
+			buf[i] = ' ';
+	buf[len] = '\0';
+	return om_steal_ptr(buf);
+}
+
+int om_proc_read(pid_t pid, struct om_proc *p, bool with_tids, om_error_t *err)
+{
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	if (read_stat(pid, p, err) < 0)
+		return -1;
+	p->cmdline = read_cmdline(pid, p->comm);
+	if (p->cmdline == NULL)
+		return om_make_error(err, ENOMEM, "read cmdline of %d", pid);
+	if (with_tids) {
+		char path[64];
+		DIR *d;
+		struct dirent *de;
+
+		snprintf(path, sizeof(path), "/proc/%d/task", pid);
+		d = opendir(path);
+		if (d == NULL)
+			return om_make_error(err, errno == ENOENT ? ESRCH : errno, "no such process %d", pid);
+		while ((de = readdir(d)) != NULL) {
+			pid_t tid;
+			if (om_parse_pid(de->d_name, &tid) < 0)
+				continue;
+			if (om_pids_push(&p->tids, &p->n_tids, tid) < 0) {
+				closedir(d);
+				return om_make_error(err, ENOMEM, "list threads of %d", pid);
+			}
+		}
+		closedir(d);
+		om_pids_sort(p->tids, p->n_tids);
+	}
+	return 0;
+}
+
+void om_proc_release(struct om_proc *p)
+{
+	free(p->cmdline);
+	free(p->tids);
+	p->cmdline = NULL;
+	p->tids = NULL;
+	p->n_tids = 0;
+}
+
+enum om_pid_state om_pid_state(pid_t pid)
+{
+	struct om_proc p;
+	om_error_t err = NULL;
+
+	if (read_stat(pid, &p, &err) < 0) {
+		om_error_release(&err);
+		return OM_PID_FREE;
+	}
+	return p.state == 'Z' || p.state == 'X' ? OM_PID_ZOMBIE : OM_PID_ALIVE;
+}
+
+int om_proc_children(pid_t pid, pid_t **out, size_t *n, om_error_t *err)
+{
+	char path[384];
+	DIR *d;
+	struct dirent *de;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (d == NULL)
+		return om_make_error(err, errno == ENOENT ? ESRCH : errno, "no such process %d", pid);
+	while ((de = readdir(d)) != NULL) {
+		cleanup_free char *buf = NULL;
+		om_error_t tmp = NULL;
+		char *s, *save = NULL;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/children", pid, de->d_name);
+		if (om_read_file(path, &buf, NULL, &tmp) < 0) {
+			om_error_release(&tmp);
+			continue; /* thread exited meanwhile */
+		}
+		for (s = strtok_r(buf, " \n", &save); s; s = strtok_r(NULL, " \n", &save)) {
+			pid_t c;
+			if (om_parse_pid(s, &c) == 0 && !om_pids_contains(*out, *n, c) && om_pids_push(out, n, c) < 0) {
+				closedir(d);
+				return om_make_error(err, ENOMEM, "list children of %d", pid);
+			}
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+int om_proc_descendants(pid_t pid, pid_t **out, size_t *n, om_error_t *err)
+{
+	*out = NULL;
+	*n = 0;
+	if (om_pids_push(out, n, pid) < 0)
+		return om_make_error(err, ENOMEM, "list descendants of %d", pid);
+	for (size_t i = 0; i < *n; i++) {
+		cleanup_free pid_t *ch = NULL;
+		size_t nch = 0;
+		om_error_t tmp = NULL;
+
+		if (om_proc_children((*out)[i], &ch, &nch, &tmp) < 0) {
+			if (i == 0) {
+				free(*out);
+				*out = NULL;
+				*n = 0;
+				*err = tmp;
+				return -1;
+			}
+			om_error_release(&tmp); /* exited meanwhile */
+			continue;
+		}
+		for (size_t j = 0; j < nch; j++)
+			if (!om_pids_contains(*out, *n, ch[j]) && om_pids_push(out, n, ch[j]) < 0)
+				return om_make_error(err, ENOMEM, "list descendants of %d", pid);
+	}
+	return 0;
+}
+
+bool om_proc_is_kthread(pid_t pid)
+{
+	char path[64], buf[8];
+	ssize_t r;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	r = readlink(path, buf, sizeof(buf));
+	return r < 0 && errno == ENOENT && om_pid_state(pid) == OM_PID_ALIVE;
+}

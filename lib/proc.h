@@ -1,0 +1,39 @@
+/* lib/proc.h — reading process facts from /proc. */
+#ifndef OM_PROC_H
+#define OM_PROC_H
+
+#include "error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct om_proc {
+	pid_t pid;
+	pid_t ppid;
+	char state;     /* R S D T Z ... from /proc/PID/stat */
+	char comm[64];
+	char *cmdline;  /* argv joined by spaces; "[comm]" for kernel threads */
+	pid_t *tids;
+	size_t n_tids;
+};
+
+enum om_pid_state { OM_PID_FREE = 0, OM_PID_ALIVE = 1, OM_PID_ZOMBIE = 2 };
+
+/* Fill p from /proc/PID; ESRCH when the process does not exist. */
+int om_proc_read(pid_t pid, struct om_proc *p, bool with_tids, om_error_t *err);
+void om_proc_release(struct om_proc *p);
+/* Is this PID (or TID) in use, and how. */
+enum om_pid_state om_pid_state(pid_t pid);
+/* Direct children of all threads of pid. */
+int om_proc_children(pid_t pid, pid_t **out, size_t *n, om_error_t *err);
+/* pid and all its descendants (pre-order). */
+int om_proc_descendants(pid_t pid, pid_t **out, size_t *n, om_error_t *err);
+/* Kernel thread (no mm)? */
+bool om_proc_is_kthread(pid_t pid);
+/* Append v to a growable pid array. */
+int om_pids_push(pid_t **arr, size_t *n, pid_t v);
+bool om_pids_contains(const pid_t *arr, size_t n, pid_t v);
+void om_pids_sort(pid_t *arr, size_t n);
+
+#endif

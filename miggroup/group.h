@@ -1,0 +1,72 @@
+/* miggroup/group.h — miggroups: administrator-defined groups of processes,
+ * as the openMosix miggroup patch had them, kept in cgroups (see cgroup.h).
+ * Group ids are positive integers; 0 means "no group". */
+#ifndef OM_GROUP_H
+#define OM_GROUP_H
+
+#include "cgroup.h"
+#include "error.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define OM_GROUP_MAX 1000000000UL
+
+struct om_member {
+	pid_t pid;
+	pid_t ppid;
+	char state;
+	char *cmdline;
+};
+
+struct om_tree {
+	pid_t root;            /* the tree's root process */
+	pid_t leaf;            /* the <R> of the leaf cgroup t<R> holding it */
+	char cgpath[PATH_MAX]; /* the leaf cgroup */
+	struct om_member *members;
+	size_t n_members;
+};
+
+struct om_group {
+	unsigned long id;
+	struct om_cg cg;
+	struct om_tree *trees;
+	size_t n_trees;
+	bool frozen;           /* set by om_group_freeze, cleared by om_group_thaw */
+};
+
+/* Parse a group id: positive integer (allow_zero for joingroup's "leave"). */
+int om_group_parse_id(const char *s, bool allow_zero, unsigned long *id, om_error_t *err);
+
+/* Does the group's cgroup exist? */
+bool om_group_exists(const struct om_cg *cg, unsigned long id);
+/* Load the members of group id, grouped in trees (roots: members whose parent
+ * is not in the same leaf). ENOENT if the group does not exist. */
+int om_group_load(const struct om_cg *cg, unsigned long id, struct om_group *g, om_error_t *err);
+void om_group_release(struct om_group *g);
+size_t om_group_count(const struct om_group *g);
+/* All member pids, sorted. */
+int om_group_pids(const struct om_group *g, pid_t **pids, size_t *n, om_error_t *err);
+
+/* Make pid (and its current descendants) members of group id; children
+ * forked later follow through the cgroup. id 0 removes them from any group.
+ * *tree_root receives the root of the tree pid now belongs to. */
+int om_group_join(const struct om_cg *cg, unsigned long id, pid_t pid, pid_t *tree_root, om_error_t *err);
+/* Move every member out (to group 0) and remove the group's cgroups.
+ * The pids moved are returned (sorted) when pids != NULL. */
+int om_group_reset(const struct om_cg *cg, unsigned long id, pid_t **pids, size_t *n, om_error_t *err);
+/* Remove empty leaves; split leaves that hold several trees into one leaf per tree. */
+int om_group_normalize(const struct om_cg *cg, unsigned long id, om_error_t *err);
+/* Create the leaf of a tree with the given root (restore). */
+int om_group_prepare_tree(const struct om_cg *cg, unsigned long id, pid_t root, char *cgpath, om_error_t *err);
+
+/* Freeze every tree of the loaded group (one consistent cut: every leaf is
+ * asked to freeze first, then we wait for all); thaw on failure. */
+int om_group_freeze(struct om_group *g, double timeout_s, om_error_t *err);
+/* Thaw every leaf (best effort, idempotent). */
+int om_group_thaw(struct om_group *g, om_error_t *err);
+/* cleanup helper: a frozen group is thawed when the variable goes out of scope */
+void om_group_thawp(struct om_group **g);
+#define cleanup_thaw __attribute__((cleanup(om_group_thawp)))
+
+#endif

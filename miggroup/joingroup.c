@@ -1,0 +1,88 @@
+/* joingroup PID... G — processes (and their descendants) join miggroup G. */
+#include "config.h"
+#include "cli.h"
+#include "group.h"
+#include "util.h"
+
+#include <getopt.h>
+
+static const char *prog = "joingroup";
+
+static void usage(void)
+{
+	printf("Usage: %s [OPTION]... PID... G\n"
+	       "Make the processes PID... (with their descendants) members of miggroup G.\n"
+	       "Children they fork later are members too. G = 0 removes them from their group.\n\n"
+	       "  -q, --quiet    print nothing on success\n"
+	       "  -h, --help     show this help\n"
+	       "  -V, --version  show the version\n\n"
+	       "Exit status: 0 ok, 2 usage, 3 no such process, 1 other failure.\n",
+	       prog);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {NULL, 0, NULL, 0}};
+	cleanup_om_error om_error_t err = NULL;
+	struct om_cg cg;
+	unsigned long g;
+	bool quiet = false;
+	int c, npids;
+
+	while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		case 'V':
+			return om_cli_version(prog);
+		default:
+			return om_cli_usage_error(prog, "unknown option");
+		}
+	}
+	npids = argc - optind - 1;
+	if (npids < 1)
+		return om_cli_usage_error(prog, "expected PID... G");
+	if (om_group_parse_id(argv[argc - 1], true, &g, &err) < 0)
+		return om_cli_fail(prog, &err);
+	pid_t *pids = calloc((size_t)npids, sizeof(pid_t));
+	if (pids == NULL)
+		return 1;
+	for (int i = 0; i < npids; i++)
+		if (om_parse_pid(argv[optind + i], &pids[i]) < 0) {
+			free(pids);
+			fprintf(stderr, "%s: invalid PID `%s`\n", prog, argv[optind + i]);
+			return OM_EXIT_USAGE;
+		}
+	if (om_cg_init(&cg, &err) < 0) {
+		free(pids);
+		return om_cli_fail(prog, &err);
+	}
+	if (!quiet) {
+		printf("miggroup = %lu\nprocesses =", g);
+		for (int i = 0; i < npids; i++)
+			printf(" %d", (int)pids[i]);
+		printf("\n");
+	}
+	int rc = 0;
+	for (int i = 0; i < npids; i++) {
+		if (om_group_join(&cg, g, pids[i], NULL, &err) < 0) {
+			rc = om_cli_fail(prog, &err);
+			continue;
+		}
+		if (!quiet) {
+			if (g)
+				printf("process %d joins the miggroup %lu now\n", (int)pids[i], g);
+			else
+				printf("process %d leaves its miggroup now\n", (int)pids[i]);
+		}
+	}
+	free(pids);
+	return rc;
+}

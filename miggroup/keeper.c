@@ -1,0 +1,217 @@
+#include "config.h"
+#include "keeper.h"
+#include "group.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+static void close_fds_except(int keep)
+{
+	/* close_range(2) is there since Linux 5.9 */
+	if (keep > 3)
+		syscall(SYS_close_range, 3, keep - 1, 0);
+	syscall(SYS_close_range, keep + 1, ~0U, 0);
+}
+
+static void reset_signals(void)
+{
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+}
+
+int om_keeper_spawn(const char *name, om_keeper_fn fn, void *arg, int *report_fd, om_error_t *err)
+{
+	int p[2];
+	pid_t mid;
+	int status;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return om_make_error(err, errno, "pipe");
+	fflush(NULL);
+	mid = fork();
+	if (mid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return om_make_error(err, errno, "fork");
+	}
+	if (mid == 0) {
+		pid_t k;
+		int devnull;
+
+		setsid();
+		k = fork();
+		if (k != 0)
+			_exit(k < 0 ? 1 : 0);
+		/* the keeper */
+		reset_signals();
+		signal(SIGPIPE, SIG_IGN);
+		prctl(PR_SET_CHILD_SUBREAPER, 1);
+		prctl(PR_SET_NAME, name);
+		close(p[0]);
+		devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+			if (devnull > 2)
+				close(devnull);
+		}
+		close_fds_except(p[1]);
+		fn(arg, p[1]);
+		close(p[1]);
+		/* the trees are started: hold no directory busy while reaping */
+		if (chdir("/") < 0)
+			_exit(1);
+		for (;;) {
+			if (waitpid(-1, &status, 0) < 0 && errno != EINTR)
+				break;
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		close(p[0]);
+		return om_make_error(err, ECHILD, "could not start the keeper process");
+	}
+	*report_fd = p[0];
+	return 0;
+}
+
+int om_keeper_send(int fd, int index, pid_t pid, om_error_t e)
+{
+	struct om_keeper_report r;
+	memset(&r, 0, sizeof(r));
+	r.index = index;
+	r.pid = pid;
+	if (e) {
+		r.status = e->status ? e->status : EIO;
+		snprintf(r.msg, sizeof(r.msg), "%s", e->msg ? e->msg : "error");
+	}
+	return om_write_all(fd, &r, sizeof(r));
+}
+
+int om_keeper_recv(int fd, struct om_keeper_report *r, om_error_t *err)
+{
+	size_t got = 0;
+	while (got < sizeof(*r)) {
+		ssize_t n = read(fd, (char *)r + got, sizeof(*r) - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return om_make_error(err, errno, "read from keeper");
+		}
+		if (n == 0) {
+			if (got == 0)
+				return 0;
+			return om_make_error(err, EPIPE, "keeper exited mid-report");
+		}
+		got += (size_t)n;
+	}
+	r->msg[sizeof(r->msg) - 1] = '\0';
+	return 1;
+}
+
+struct run_arg {
+	const struct om_cg *cg;
+	unsigned long id;
+	char *const *argv;
+	const char *logfile;
+};
+
+static int run_fn(void *a, int report)
+{
+	struct run_arg *ra = a;
+	int sync[2];
+	pid_t pid;
+	int child_errno = 0;
+	ssize_t n;
+	om_error_t err = NULL;
+
+	if (pipe2(sync, O_CLOEXEC) < 0) {
+		om_make_error(&err, errno, "pipe");
+		om_keeper_send(report, 0, 0, err);
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		om_make_error(&err, errno, "fork");
+		om_keeper_send(report, 0, 0, err);
+		return -1;
+	}
+	if (pid == 0) {
+		char cgpath[PATH_MAX];
+		int fd;
+
+		close(sync[0]);
+		close(report);
+		prctl(PR_SET_CHILD_SUBREAPER, 0);
+		setsid(); /* its own session: the tree is whole for CRIU */
+		if (om_group_prepare_tree(ra->cg, ra->id, getpid(), cgpath, &err) < 0 ||
+		    om_cg_move(cgpath, getpid(), &err) < 0) {
+			child_errno = err->status ? err->status : EIO;
+			om_write_all(sync[1], &child_errno, sizeof(child_errno));
+			_exit(126);
+		}
+		fd = open(ra->logfile ? ra->logfile : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			child_errno = errno;
+			om_write_all(sync[1], &child_errno, sizeof(child_errno));
+			_exit(126);
+		}
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execvp(ra->argv[0], ra->argv);
+		child_errno = errno;
+		om_write_all(sync[1], &child_errno, sizeof(child_errno));
+		_exit(127);
+	}
+	close(sync[1]);
+	do
+		n = read(sync[0], &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	close(sync[0]);
+	if (n > 0) {
+		om_make_error(&err, child_errno, "start `%s` in miggroup %lu", ra->argv[0], ra->id);
+		om_keeper_send(report, 0, pid, err);
+		om_error_release(&err);
+		return -1;
+	}
+	om_keeper_send(report, 0, pid, NULL);
+	return 0;
+}
+
+int om_keeper_run(const struct om_cg *cg, unsigned long id, char *const argv[], const char *logfile, pid_t *pid,
+		  om_error_t *err)
+{
+	struct run_arg ra = {.cg = cg, .id = id, .argv = argv, .logfile = logfile};
+	struct om_keeper_report r;
+	cleanup_close int fd = -1;
+	char name[16];
+	int got;
+
+	snprintf(name, sizeof(name), "omkeeper-g%lu", id);
+	if (om_keeper_spawn(name, run_fn, &ra, &fd, err) < 0)
+		return -1;
+	got = om_keeper_recv(fd, &r, err);
+	if (got < 0)
+		return -1;
+	if (got == 0)
+		return om_make_error(err, ECHILD, "the keeper of miggroup %lu exited before starting `%s`", id, argv[0]);
+	if (r.status)
+		return om_make_error(err, r.status, "%s", r.msg);
+	*pid = r.pid;
+	return 0;
+}

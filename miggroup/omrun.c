@@ -1,0 +1,74 @@
+/* omrun -g G -- CMD... — start a command as a new process tree of miggroup G. */
+#include "config.h"
+#include "cli.h"
+#include "group.h"
+#include "keeper.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <limits.h>
+
+static const char *prog = "omrun";
+
+static void usage(void)
+{
+	printf("Usage: %s -g G [-o LOGFILE] -- CMD [ARG]...\n"
+	       "Start CMD detached (own session, stdin /dev/null) as a new process tree of miggroup G,\n"
+	       "under a keeper process that reaps it. Prints the PID of CMD.\n\n"
+	       "  -g, --group G       the miggroup (a positive integer)\n"
+	       "  -o, --output FILE   append stdout and stderr of CMD to FILE (default /dev/null)\n"
+	       "  -h, --help          show this help\n"
+	       "  -V, --version       show the version\n\n"
+	       "Exit status: 0 started, 2 usage, 3 command not found, 1 other failure.\n",
+	       prog);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
+					     {"output", required_argument, NULL, 'o'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {NULL, 0, NULL, 0}};
+	cleanup_om_error om_error_t err = NULL;
+	cleanup_free char *logabs = NULL;
+	const char *log = NULL;
+	unsigned long id = 0;
+	struct om_cg cg;
+	pid_t pid;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+g:o:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'g':
+			if (om_group_parse_id(optarg, false, &id, &err) < 0)
+				return om_cli_fail(prog, &err);
+			break;
+		case 'o':
+			log = optarg;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		case 'V':
+			return om_cli_version(prog);
+		default:
+			return om_cli_usage_error(prog, "unknown option");
+		}
+	}
+	if (id == 0)
+		return om_cli_usage_error(prog, "missing -g G");
+	if (optind >= argc)
+		return om_cli_usage_error(prog, "missing command");
+	if (log && log[0] != '/') {
+		char cwd[PATH_MAX];
+		if (getcwd(cwd, sizeof(cwd)) == NULL)
+			return 1;
+		logabs = om_strdup_printf("%s/%s", cwd, log);
+		log = logabs;
+	}
+	if (om_cg_init(&cg, &err) < 0 || om_keeper_run(&cg, id, argv + optind, log, &pid, &err) < 0)
+		return om_cli_fail(prog, &err);
+	printf("%d\n", (int)pid);
+	return 0;
+}

@@ -1,0 +1,58 @@
+/* resetgroup G — every member of miggroup G leaves it (group 0). */
+#include "config.h"
+#include "cli.h"
+#include "group.h"
+#include "util.h"
+
+#include <getopt.h>
+
+static const char *prog = "resetgroup";
+
+static void usage(void)
+{
+	printf("Usage: %s [OPTION]... G\n"
+	       "Move every process of miggroup G out of it (to group 0) and remove the group.\n\n"
+	       "  -q, --quiet    print nothing on success\n"
+	       "  -h, --help     show this help\n"
+	       "  -V, --version  show the version\n\n"
+	       "Exit status: 0 ok, 2 usage, 3 unknown group, 1 other failure.\n",
+	       prog);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {NULL, 0, NULL, 0}};
+	cleanup_om_error om_error_t err = NULL;
+	cleanup_free pid_t *pids = NULL;
+	size_t n = 0;
+	struct om_cg cg;
+	unsigned long id;
+	bool quiet = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		case 'V':
+			return om_cli_version(prog);
+		default:
+			return om_cli_usage_error(prog, "unknown option");
+		}
+	}
+	if (optind != argc - 1)
+		return om_cli_usage_error(prog, "expected one miggroup G");
+	if (om_group_parse_id(argv[optind], false, &id, &err) < 0 || om_cg_init(&cg, &err) < 0 ||
+	    om_group_reset(&cg, id, &pids, &n, &err) < 0)
+		return om_cli_fail(prog, &err);
+	for (size_t i = 0; i < n && !quiet; i++)
+		printf("reset %d\n", (int)pids[i]);
+	return 0;
+}

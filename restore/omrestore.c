@@ -1,0 +1,115 @@
+/* omrestore — bring a checkpointed miggroup (or process tree) back. */
+#include "config.h"
+#include "cli.h"
+#include "group.h"
+#include "restore.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdint.h>
+
+static const char *prog = "omrestore";
+
+static void usage(void)
+{
+	printf("Usage: %s -g G [OPTION]...\n"
+	       "       %s -p PID [OPTION]...\n"
+	       "Verify the checksums of the newest complete generation of miggroup G (or of the\n"
+	       "tree checkpointed with omckpt -p PID), restore every process tree with CRIU with\n"
+	       "the same PIDs, and rejoin them to G. If a tree fails, the trees already restored\n"
+	       "are killed: a group is never half restored.\n\n"
+	       "  -g, --group G         restore miggroup G\n"
+	       "  -p, --pid PID         restore the tree checkpointed with omckpt -p PID\n"
+	       "  -G, --generation N    restore generation N instead of the newest\n"
+	       "  -s, --store DIR       the store (default: $OM_STORE, `store =` in\n"
+	       "                        /etc/omtools/omtools.conf, /var/lib/omtools/store)\n"
+	       "  -w, --work-dir DIR    local scratch for decompressed images\n"
+	       "  -W, --pid-wait S      wait up to S seconds for taken PIDs to be freed (default 3)\n"
+	       "  -q, --quiet           print nothing on success\n"
+	       "  -h, --help            show this help\n"
+	       "  -V, --version         show the version\n\n"
+	       "Exit status: 0 ok, 1 failure, 2 usage, 3 no such generation, 4 corrupt or\n"
+	       "unreadable store, 5 CRIU failed, 6 a PID is taken.\n",
+	       prog, prog);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
+					     {"pid", required_argument, NULL, 'p'},
+					     {"generation", required_argument, NULL, 'G'},
+					     {"store", required_argument, NULL, 's'},
+					     {"work-dir", required_argument, NULL, 'w'},
+					     {"pid-wait", required_argument, NULL, 'W'},
+					     {"quiet", no_argument, NULL, 'q'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {NULL, 0, NULL, 0}};
+	cleanup_om_error om_error_t err = NULL;
+	struct om_restore_opts o = {.pid_wait = 3};
+	struct om_restore_result r;
+	unsigned long v;
+	bool quiet = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "g:p:G:s:w:W:qhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'g':
+			if (om_group_parse_id(optarg, false, &o.group, &err) < 0)
+				return om_cli_fail(prog, &err);
+			break;
+		case 'p':
+			if (om_parse_pid(optarg, &o.pid) < 0)
+				return om_cli_usage_error(prog, "invalid PID");
+			break;
+		case 'G':
+			if (om_parse_uint(optarg, UINT32_MAX, &v) < 0 || v == 0)
+				return om_cli_usage_error(prog, "--generation must be a positive integer");
+			o.generation = v;
+			break;
+		case 's':
+			o.store = optarg;
+			break;
+		case 'w':
+			o.workdir = optarg;
+			break;
+		case 'W':
+			if (om_parse_uint(optarg, 3600, &v) < 0)
+				return om_cli_usage_error(prog, "--pid-wait must be seconds");
+			o.pid_wait = (double)v;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		case 'V':
+			return om_cli_version(prog);
+		default:
+			return om_cli_usage_error(prog, "unknown option");
+		}
+	}
+	if (optind != argc)
+		return om_cli_usage_error(prog, "unexpected argument");
+	if ((o.group == 0) == (o.pid == 0))
+		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
+	if (om_restore(&o, &r, &err) < 0)
+		return om_cli_fail(prog, &err);
+	if (!quiet) {
+		for (size_t i = 0; i < r.m->n_trees; i++)
+			for (size_t j = 0; j < r.m->trees[i]->n_procs; j++) {
+				const Om__ProcEntry *p = r.m->trees[i]->procs[j];
+				printf("%d with commandline %s restored", p->pid, p->cmdline ? p->cmdline : p->comm);
+				if (r.m->group)
+					printf(" in group %u", r.m->group);
+				printf("\n");
+			}
+		fprintf(stderr, "%s: generation %llu of %s %lu restored from node %s (%zu tree%s, %.2f s)\n", prog,
+			(unsigned long long)r.generation, o.group ? "miggroup" : "PID",
+			o.group ? o.group : (unsigned long)o.pid, r.m->node, r.m->n_trees, r.m->n_trees == 1 ? "" : "s",
+			r.seconds);
+	}
+	om_restore_result_release(&r);
+	return 0;
+}

@@ -1,0 +1,278 @@
+#include "config.h"
+#include "restore.h"
+#include "checkpoint.h"
+#include "om-criu.h"
+#include "group.h"
+#include "keeper.h"
+#include "proc.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+
+void om_restore_result_release(struct om_restore_result *res)
+{
+	if (res->m)
+		om_manifest_free(res->m);
+	res->m = NULL;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Every PID and TID of the generation must be free (CRIU restores them as they were). */
+static int wait_pids_free(const Om__Manifest *m, double wait_s, om_error_t *err)
+{
+	double deadline = om_now() + wait_s;
+
+	for (size_t i = 0; i < m->n_trees; i++) {
+		const Om__TreeEntry *t = m->trees[i];
+		for (size_t j = 0; j < t->n_procs; j++) {
+			const Om__ProcEntry *p = t->procs[j];
+			for (size_t k = 0; k <= p->n_tids; k++) {
+				pid_t id = k == p->n_tids ? p->pid : p->tids[k];
+				enum om_pid_state s;
+				while ((s = om_pid_state(id)) != OM_PID_FREE && om_now() < deadline)
+					sleep_ms(20);
+				if (s != OM_PID_FREE) {
+					struct om_proc holder;
+					om_error_t tmp = NULL;
+					char who[600] = "";
+					if (om_proc_read(id, &holder, false, &tmp) == 0) {
+						snprintf(who, sizeof(who), " by `%.200s` (state %c, parent %d)%s", holder.cmdline,
+							 holder.state, (int)holder.ppid,
+							 holder.state == 'Z' ? ": a zombie its parent has not reaped" : "");
+						om_proc_release(&holder);
+					}
+					om_error_release(&tmp);
+					return om_make_error(err, EBUSY,
+							     "PID %d (%s %d of tree %d) is taken%s; waited %.1f s",
+							     (int)id, k == p->n_tids ? "process" : "thread of",
+							     (int)p->pid, (int)t->root_pid, who, wait_s);
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+struct restore_ctx {
+	const struct om_restore_opts *o;
+	const Om__Manifest *m;
+	struct om_cg cg;
+	bool use_group;
+	char scratch[PATH_MAX];
+	size_t cur;                /* tree being restored (keeper side) */
+	char leaf[PATH_MAX];
+};
+
+/* keeper side, CRIU's post-restore: put the tree into its leaf before it runs */
+static int post_restore(void *arg, pid_t root)
+{
+	struct restore_ctx *c = arg;
+	const Om__TreeEntry *t = c->m->trees[c->cur];
+	om_error_t tmp = NULL;
+
+	if (!c->use_group)
+		return 0;
+	for (size_t i = 0; i < t->n_procs; i++) {
+		if (om_cg_move(c->leaf, t->procs[i]->pid, &tmp) < 0) {
+			om_error_release(&tmp);
+			return -1;
+		}
+	}
+	(void)root;
+	return 0;
+}
+
+static int restore_fn(void *arg, int report)
+{
+	struct restore_ctx *c = arg;
+
+	for (size_t i = 0; i < c->m->n_trees; i++) {
+		const Om__TreeEntry *t = c->m->trees[i];
+		char dir[PATH_MAX], img[PATH_MAX + 8];
+		om_error_t err = NULL;
+		pid_t pid;
+		struct om_criu_restore r = {.post_restore = post_restore, .arg = c};
+
+		c->cur = i;
+		snprintf(dir, sizeof(dir), "%.3000s/%s", c->scratch, t->dir);
+		snprintf(img, sizeof(img), "%s/img", dir);
+		r.images_dir = img;
+		r.shell_job = t->has_shell_job && t->shell_job;
+		r.work_dir = dir;
+		if (c->use_group && om_group_prepare_tree(&c->cg, c->m->group, t->root_pid, c->leaf, &err) < 0) {
+			om_keeper_send(report, (int)i, 0, err);
+			om_error_release(&err);
+			return -1;
+		}
+		pid = om_criu_restore_child(&r, &err);
+		if (pid < 0) {
+			om_keeper_send(report, (int)i, 0, err);
+			om_error_release(&err);
+			return -1;
+		}
+		om_keeper_send(report, (int)i, pid, NULL);
+	}
+	return 0;
+}
+
+static void kill_trees(const Om__Manifest *m, size_t upto)
+{
+	for (size_t i = 0; i < upto && i < m->n_trees; i++)
+		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
+			kill(m->trees[i]->procs[j]->pid, SIGKILL);
+	/* the keeper reaps them; wait until they are gone */
+	double deadline = om_now() + 10;
+	for (size_t i = 0; i < upto && i < m->n_trees; i++)
+		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
+			while (om_pid_state(m->trees[i]->procs[j]->pid) == OM_PID_ALIVE && om_now() < deadline)
+				sleep_ms(5);
+}
+
+static int lock_restore(const char *kind, unsigned long id, int *fd, om_error_t *err)
+{
+	char path[PATH_MAX];
+	const char *rundir = "/run/omtools";
+
+	if (om_mkdir_p(rundir, 0700, err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/restore-%s-%lu.lock", rundir, kind, id);
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return om_make_error(err, errno, "open `%s`", path);
+	if (flock(*fd, LOCK_EX | LOCK_NB) < 0)
+		return om_make_error(err, EWOULDBLOCK, "another omrestore of %s %lu is running on this node",
+				     strcmp(kind, "groups") ? "PID" : "miggroup", id);
+	return 0;
+}
+
+int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, om_error_t *err)
+{
+	struct om_store st = {.path = NULL, .fd = -1};
+	cleanup_free char *store_path = NULL;
+	cleanup_close int lock_fd = -1;
+	cleanup_close int report = -1;
+	const char *kind = o->group ? "groups" : "pids";
+	unsigned long id = o->group ? o->group : (unsigned long)o->pid;
+	struct restore_ctx c;
+	Om__Manifest *m = NULL;
+	char criu_ver[32], name[16];
+	double t0 = om_now();
+	size_t restored = 0;
+	int ret = -1;
+
+	memset(res, 0, sizeof(*res));
+	memset(&c, 0, sizeof(c));
+	c.o = o;
+	if ((o->group == 0) == (o->pid == 0))
+		return om_make_error(err, EINVAL, "restore needs a miggroup or a PID");
+	if (om_criu_version(criu_ver, sizeof(criu_ver), err) < 0)
+		return -1;
+	store_path = om_store_resolve_path(o->store);
+	if (store_path == NULL)
+		return om_make_error(err, ENOMEM, "resolve store");
+	if (lock_restore(kind, id, &lock_fd, err) < 0)
+		return -1;
+	if (om_store_open(&st, store_path, false, err) < 0)
+		goto out;
+	if (om_gen_load_manifest(&st, kind, id, o->generation, &m, err) < 0)
+		goto out;
+	c.m = m;
+	res->generation = m->generation;
+	c.use_group = m->group != 0;
+	if (c.use_group && om_cg_init(&c.cg, err) < 0)
+		goto out;
+	/* nothing starts unless every stored byte is what was written */
+	if (om_gen_verify(&st, kind, id, m, err) < 0)
+		goto out;
+	if (wait_pids_free(m, o->pid_wait, err) < 0)
+		goto out;
+	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/restore-%s%lu-%d", om_workdir(o->workdir),
+		 o->group ? "g" : "p", id, (int)getpid());
+	if (om_rm_rf_at(AT_FDCWD, c.scratch, err) < 0 || om_mkdir_p(c.scratch, 0700, err) < 0)
+		goto out;
+	for (size_t i = 0; i < m->n_trees; i++) {
+		char img[PATH_MAX];
+		snprintf(img, sizeof(img), "%.3000s/%s/img", c.scratch, m->trees[i]->dir);
+		if (om_gen_extract_tree(&st, kind, id, m, m->trees[i], img, err) < 0)
+			goto out;
+	}
+
+	snprintf(name, sizeof(name), "omkeeper-%s%lu", o->group ? "g" : "p", id);
+	if (om_keeper_spawn(name, restore_fn, &c, &report, err) < 0)
+		goto out;
+	for (;;) {
+		struct om_keeper_report r;
+		int got = om_keeper_recv(report, &r, err);
+		if (got < 0)
+			goto fail_kill;
+		if (got == 0)
+			break;
+		if (r.index < 0 || (size_t)r.index >= m->n_trees) {
+			om_make_error(err, EPROTO, "keeper reported an unknown tree");
+			goto fail_kill;
+		}
+		if (r.status) {
+			om_make_error(err, r.status, "restore tree %d (%zu of %zu): %s", (int)m->trees[r.index]->root_pid,
+				      (size_t)r.index + 1, m->n_trees, r.msg);
+			goto fail_kill;
+		}
+		restored = (size_t)r.index + 1;
+	}
+	if (restored != m->n_trees) {
+		om_make_error(err, ECHILD, "the keeper stopped after %zu of %zu trees", restored, m->n_trees);
+		goto fail_kill;
+	}
+	/* every restored process must be there */
+	for (size_t i = 0; i < m->n_trees; i++)
+		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
+			if (om_pid_state(m->trees[i]->procs[j]->pid) != OM_PID_ALIVE) {
+				om_make_error(err, ESRCH, "process %d of tree %d is gone right after restore",
+					      (int)m->trees[i]->procs[j]->pid, (int)m->trees[i]->root_pid);
+				goto fail_kill;
+			}
+	ret = 0;
+	goto out;
+
+fail_kill:
+	/* never a half-restored group: kill the trees already restored */
+	kill_trees(m, restored);
+out:
+	if (c.scratch[0]) {
+		om_error_t tmp = NULL;
+		if (ret == 0 || m == NULL)
+			om_rm_rf_at(AT_FDCWD, c.scratch, &tmp);
+		else /* keep CRIU's restore.log for the administrator, drop the images */
+			for (size_t i = 0; i < m->n_trees; i++) {
+				char img[PATH_MAX];
+				snprintf(img, sizeof(img), "%.3000s/%s/img", c.scratch, m->trees[i]->dir);
+				om_rm_rf_at(AT_FDCWD, img, &tmp);
+				om_error_release(&tmp);
+			}
+		om_error_release(&tmp);
+	}
+	if (ret < 0) {
+		if (o->group)
+			om_error_wrap(err, "restore miggroup %lu", o->group);
+		else
+			om_error_wrap(err, "restore process %d", (int)o->pid);
+		if (m)
+			om_manifest_free(m);
+	} else {
+		res->m = m;
+		res->seconds = om_now() - t0;
+	}
+	om_store_close(&st);
+	return ret;
+}

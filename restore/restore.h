@@ -1,0 +1,29 @@
+/* restore/restore.h — bring a checkpointed miggroup (or process tree) back. */
+#ifndef OM_RESTORE_H
+#define OM_RESTORE_H
+
+#include "error.h"
+#include "om.pb-c.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct om_restore_opts {
+	unsigned long group;  /* miggroup, or 0 with pid */
+	pid_t pid;            /* omrestore -p PID */
+	const char *store;
+	const char *workdir;
+	uint64_t generation;  /* 0: newest complete */
+	double pid_wait;      /* how long to wait for a taken PID to become free (s) */
+};
+
+struct om_restore_result {
+	uint64_t generation;
+	Om__Manifest *m;      /* the generation restored (om_manifest_free) */
+	double seconds;
+};
+
+int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, om_error_t *err);
+void om_restore_result_release(struct om_restore_result *res);
+
+#endif
