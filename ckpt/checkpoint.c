@@ -72,6 +72,8 @@ struct ckpt_ctx {
 	Om__Manifest *m;
 };
 
+/* The cleanup of a checkpoint: thaws a group still frozen, moves processes of
+ * omckpt -p back where they were, drops scratch images. */
 static void ctx_release(struct ckpt_ctx *c)
 {
 	om_error_t tmp = NULL;
@@ -113,7 +115,7 @@ static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
 	size_t nd = 0;
 
 	if (om_pid_state(pid) != OM_PID_ALIVE)
-		return om_make_error(err, ESRCH, "no such process %d", (int)pid);
+		return om_make_error(err, ESRCH, "process %d", (int)pid);
 	if (om_cg_locate(&c->cg, pid, &g, &t, err) < 0)
 		return -1;
 	if (g != 0) {
@@ -341,7 +343,7 @@ static int reload_frozen(struct ckpt_ctx *c, om_error_t *err)
 	om_group_release(&c->g);
 	c->g = g2;
 	if (c->g.n_trees == 0)
-		return om_make_error(err, ENOENT, "miggroup %lu has no members", c->o->group);
+		return om_make_error(err, OM_ENOTFOUND, "miggroup %lu has no members", c->o->group);
 	return 0;
 }
 
@@ -371,7 +373,7 @@ static int kill_and_wait(struct ckpt_ctx *c, om_error_t *err)
 
 int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_error_t *err)
 {
-	struct ckpt_ctx c;
+	__attribute__((cleanup(ctx_release))) struct ckpt_ctx c = {0};
 	struct om_store st = {.path = NULL, .fd = -1};
 	struct om_gen_writer *w = NULL;
 	cleanup_free char *store_path = NULL;
@@ -382,7 +384,6 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	int ret = -1;
 	int workers = o->zstd_workers > 0 ? o->zstd_workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 
-	memset(&c, 0, sizeof(c));
 	memset(res, 0, sizeof(*res));
 	c.o = o;
 	if ((o->group == 0) == (o->pid == 0))
@@ -399,13 +400,13 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 
 	if (o->group) {
 		if (!om_group_exists(&c.cg, o->group)) {
-			om_make_error(err, ENOENT, "unknown miggroup %lu", o->group);
+			om_make_error(err, OM_ENOTFOUND, "unknown miggroup %lu", o->group);
 			goto out;
 		}
 		if (om_group_normalize(&c.cg, o->group, err) < 0 || om_group_load(&c.cg, o->group, &c.g, err) < 0)
 			goto out;
 		if (c.g.n_trees == 0) {
-			om_make_error(err, ENOENT, "miggroup %lu has no members", o->group);
+			om_make_error(err, OM_ENOTFOUND, "miggroup %lu has no members", o->group);
 			goto out;
 		}
 	} else if (prepare_single(&c, err) < 0)
@@ -499,7 +500,6 @@ out:
 			om_error_wrap(err, "checkpoint process %d", (int)o->pid);
 	}
 	om_gen_writer_free(w); /* removes an uncommitted generation, unlocks */
-	ctx_release(&c);       /* thaws a group still frozen */
-	om_store_close(&st);
+	om_store_close(&st);   /* c's cleanup thaws a group still frozen */
 	return ret;
 }

@@ -80,6 +80,7 @@ int om_error_exit_code(om_error_t err)
 	case ESRCH:
 	case ENOENT:
 	case ENODATA:
+	case OM_ENOTFOUND:
 		return OM_EXIT_NOTFOUND;
 	case OM_ECORRUPT:
 	case EBADMSG:

@@ -53,7 +53,7 @@ static int read_stat(pid_t pid, struct om_proc *p, om_error_t *err)
 	if (om_read_file(path, &buf, NULL, &tmp) < 0) {
 		int st = tmp->status;
 		om_error_release(&tmp);
-		return om_make_error(err, st == ENOENT ? ESRCH : st, "no such process %d", pid);
+		return om_make_error(err, st == ENOENT ? ESRCH : st, "process %d", pid);
 	}
 	lp = strchr(buf, '(');
 	rp = strrchr(buf, ')');
@@ -103,7 +103,7 @@ int om_proc_read(pid_t pid, struct om_proc *p, bool with_tids, om_error_t *err)
 		snprintf(path, sizeof(path), "/proc/%d/task", pid);
 		d = opendir(path);
 		if (d == NULL)
-			return om_make_error(err, errno == ENOENT ? ESRCH : errno, "no such process %d", pid);
+			return om_make_error(err, errno == ENOENT ? ESRCH : errno, "process %d", pid);
 		while ((de = readdir(d)) != NULL) {
 			pid_t tid;
 			if (om_parse_pid(de->d_name, &tid) < 0)
@@ -151,7 +151,7 @@ int om_proc_children(pid_t pid, pid_t **out, size_t *n, om_error_t *err)
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	d = opendir(path);
 	if (d == NULL)
-		return om_make_error(err, errno == ENOENT ? ESRCH : errno, "no such process %d", pid);
+		return om_make_error(err, errno == ENOENT ? ESRCH : errno, "process %d", pid);
 	while ((de = readdir(d)) != NULL) {
 		cleanup_free char *buf = NULL;
 		om_error_t tmp = NULL;

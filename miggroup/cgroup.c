@@ -134,7 +134,7 @@ int om_cg_move(const char *path, pid_t pid, om_error_t *err)
 	snprintf(val, sizeof(val), "%d", (int)pid);
 	if (om_write_knob(knob, val, err) < 0) {
 		if ((*err)->status == ESRCH)
-			return om_make_error(err, ESRCH, "no such process %d", (int)pid);
+			return om_make_error(err, ESRCH, "process %d", (int)pid);
 		return -1;
 	}
 	return 0;
@@ -177,7 +177,7 @@ int om_cg_locate(const struct om_cg *cg, pid_t pid, unsigned long *group, pid_t 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
 	if (om_read_file(path, &buf, NULL, &tmp) < 0) {
 		om_error_release(&tmp);
-		return om_make_error(err, ESRCH, "no such process %d", (int)pid);
+		return om_make_error(err, ESRCH, "process %d", (int)pid);
 	}
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *c1 = strchr(line, ':'), *c2, *cgpath;

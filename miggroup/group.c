@@ -37,7 +37,7 @@ static int list_leaves(const struct om_cg *cg, unsigned long id, pid_t **leaves,
 	d = opendir(p);
 	if (d == NULL) {
 		if (errno == ENOENT)
-			return om_make_error(err, ENOENT, "unknown miggroup %lu", id);
+			return om_make_error(err, OM_ENOTFOUND, "unknown miggroup %lu", id);
 		return om_make_error(err, errno, "open `%s`", p);
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -250,7 +250,7 @@ static int move_tree(const struct om_cg *cg, pid_t pid, const char *target, unsi
 			if (om_cg_locate(cg, desc[i], &g, &t, &tmp) < 0) {
 				om_error_release(&tmp);
 				if (i == 0)
-					return om_make_error(err, ESRCH, "no such process %d", (int)pid);
+					return om_make_error(err, ESRCH, "process %d", (int)pid);
 				continue;
 			}
 			if (g == tgt_group && t == tgt_leaf)
@@ -284,7 +284,7 @@ static int check_joinable(pid_t pid, om_error_t *err)
 	enum om_pid_state st = om_pid_state(pid);
 
 	if (st == OM_PID_FREE)
-		return om_make_error(err, ESRCH, "no such process %d", (int)pid);
+		return om_make_error(err, ESRCH, "process %d", (int)pid);
 	if (st == OM_PID_ZOMBIE)
 		return om_make_error(err, ESRCH, "process %d has exited (zombie)", (int)pid);
 	if (pid == 1)
@@ -345,7 +345,7 @@ int om_group_reset(const struct om_cg *cg, unsigned long id, pid_t **pids, size_
 		*n = 0;
 	}
 	if (!om_group_exists(cg, id))
-		return om_make_error(err, ENOENT, "unknown miggroup %lu", id);
+		return om_make_error(err, OM_ENOTFOUND, "unknown miggroup %lu", id);
 	for (int round = 0; round < 10; round++) {
 		cleanup_free pid_t *leaves = NULL;
 		size_t nl = 0;
@@ -463,14 +463,6 @@ int om_group_thaw(struct om_group *g, om_error_t *err)
 	}
 	g->frozen = false;
 	return ret;
-}
-
-void om_group_thawp(struct om_group **g)
-{
-	om_error_t tmp = NULL;
-	if (*g && (*g)->frozen)
-		om_group_thaw(*g, &tmp);
-	om_error_release(&tmp);
 }
 
 int om_group_freeze(struct om_group *g, double timeout_s, om_error_t *err)

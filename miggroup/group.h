@@ -65,8 +65,5 @@ int om_group_prepare_tree(const struct om_cg *cg, unsigned long id, pid_t root, 
 int om_group_freeze(struct om_group *g, double timeout_s, om_error_t *err);
 /* Thaw every leaf (best effort, idempotent). */
 int om_group_thaw(struct om_group *g, om_error_t *err);
-/* cleanup helper: a frozen group is thawed when the variable goes out of scope */
-void om_group_thawp(struct om_group **g);
-#define cleanup_thaw __attribute__((cleanup(om_group_thawp)))
 
 #endif

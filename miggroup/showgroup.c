@@ -136,7 +136,7 @@ int main(int argc, char **argv)
 		return om_cli_fail(prog, &err);
 	if (g.n_trees == 0) {
 		om_group_release(&g);
-		om_make_error(&err, ENOENT, "miggroup %lu has no members", id);
+		om_make_error(&err, OM_ENOTFOUND, "miggroup %lu has no members", id);
 		return om_cli_fail(prog, &err);
 	}
 	if (json) {

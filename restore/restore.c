@@ -39,7 +39,10 @@ static int wait_pids_free(const Om__Manifest *m, double wait_s, om_error_t *err)
 		for (size_t j = 0; j < t->n_procs; j++) {
 			const Om__ProcEntry *p = t->procs[j];
 			for (size_t k = 0; k <= p->n_tids; k++) {
-				pid_t id = k == p->n_tids ? p->pid : p->tids[k];
+				/* the process first, then its other threads */
+				pid_t id = k == 0 ? p->pid : p->tids[k - 1];
+				if (k > 0 && id == p->pid)
+					continue;
 				enum om_pid_state s;
 				while ((s = om_pid_state(id)) != OM_PID_FREE && om_now() < deadline)
 					sleep_ms(20);
@@ -56,7 +59,7 @@ static int wait_pids_free(const Om__Manifest *m, double wait_s, om_error_t *err)
 					om_error_release(&tmp);
 					return om_make_error(err, EBUSY,
 							     "PID %d (%s %d of tree %d) is taken%s; waited %.1f s",
-							     (int)id, k == p->n_tids ? "process" : "thread of",
+							     (int)id, k == 0 ? "process" : "thread of",
 							     (int)p->pid, (int)t->root_pid, who, wait_s);
 				}
 			}

@@ -5,6 +5,8 @@
 #
 #   scripts/setup.sh            install deps + CRIU + build + install omtools
 #   scripts/setup.sh --deps     only packages and CRIU
+#   scripts/setup.sh --demo     everything above, then run scripts/demo.sh
+#   scripts/setup.sh --check    deps + build, then the whole test suite (scripts/check.sh)
 #
 # Environment: OM_PREFIX (default /usr/local), OM_CACHE (default /var/cache/omtools)
 set -euo pipefail
@@ -14,8 +16,11 @@ CRIU_SHA256=f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
 PREFIX=${OM_PREFIX:-/usr/local}
 CACHE=${OM_CACHE:-/var/cache/omtools}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-only_deps=0
-[ "${1:-}" = "--deps" ] && only_deps=1
+mode=${1:-install}
+case "$mode" in
+install | --deps | --demo | --check) ;;
+*) echo "usage: $0 [--deps|--demo|--check]" >&2; exit 2 ;;
+esac
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
@@ -27,7 +32,7 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libzstd-dev zstd libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
       python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev
       libgnutls28-dev libnftables-dev uuid-dev libssl-dev libseccomp-dev
-      xz-utils iproute2 procps psmisc)
+      xz-utils iproute2 procps psmisc clang libclang-rt-14-dev python3)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -95,14 +100,20 @@ EOS
 	log "CRIU $("$PREFIX/sbin/criu" --version | head -1) ready"
 fi
 
-[ "$only_deps" = 1 ] && exit 0
+[ "$mode" = --deps ] && exit 0
+[ "$mode" = --check ] && exec bash "$TOP/scripts/check.sh"
 
-log "building omtools"
+log "building omtools in $TOP/build"
 cd "$TOP"
-[ -x configure ] || ./autogen.sh >/dev/null
+[ -x configure ] || ./autogen.sh >/dev/null 2>&1 || die "autogen.sh failed"
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig:$PREFIX/lib/x86_64-linux-gnu/pkgconfig:$PREFIX/lib64/pkgconfig:${PKG_CONFIG_PATH:-}"
-[ -f Makefile ] || ./configure --prefix="$PREFIX" --sysconfdir=/etc --localstatedir=/var >/dev/null
-make -j"$(nproc)" >/dev/null
-make install >/dev/null
+mkdir -p build
+cd build
+[ -f Makefile ] || ../configure --prefix="$PREFIX" --sysconfdir=/etc --localstatedir=/var >configure.out 2>&1 ||
+	{ tail -20 configure.out >&2; die "configure failed"; }
+make -j"$(nproc)" >make.out 2>&1 || { tail -40 make.out >&2; die "build failed"; }
+make install >install.out 2>&1 || { tail -20 install.out >&2; die "install failed"; }
 ldconfig
 log "omtools installed into $PREFIX"
+[ "$mode" = --demo ] && exec bash "$TOP/scripts/demo.sh"
+exit 0
