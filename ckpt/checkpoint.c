@@ -21,7 +21,7 @@ const char *om_workdir(const char *explicit_dir)
 		return explicit_dir;
 	if (env && *env)
 		return env;
-	return OM_LOCALSTATEDIR "/lib/omtools/work";
+	return "/var/lib/omtools/work";
 }
 
 void om_ckpt_result_release(struct om_ckpt_result *res)
@@ -38,25 +38,12 @@ struct origin {
 
 static int read_origin(const struct om_cg *cg, pid_t pid, struct origin *o, om_error_t *err)
 {
-	char p[64];
-	cleanup_free char *buf = NULL;
-	char *save = NULL;
+	char rel[PATH_MAX];
 
 	o->pid = pid;
-	snprintf(o->path, sizeof(o->path), "%s", cg->mnt);
-	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)pid);
-	if (om_read_file(p, &buf, NULL, err) < 0)
+	if (om_cg_proc_path(cg, pid, rel, err) < 0)
 		return -1;
-	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char *c1 = strchr(l, ':'), *c2;
-		if (c1 == NULL || (c2 = strchr(c1 + 1, ':')) == NULL)
-			continue;
-		*c2 = '\0';
-		if (cg->ver == OM_CG_V2 ? (strcmp(l, "0") == 0 && c1[1] == '\0') : strcmp(c1 + 1, "freezer") == 0) {
-			snprintf(o->path, sizeof(o->path), "%.2000s%.2000s", cg->mnt, strcmp(c2 + 1, "/") ? c2 + 1 : "");
-			break;
-		}
-	}
+	snprintf(o->path, sizeof(o->path), "%.2000s%.2000s", cg->mnt, strcmp(rel, "/") ? rel : "");
 	return 0;
 }
 
@@ -140,7 +127,7 @@ static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
 			return 0;
 		}
 		om_group_release(&all);
-		return om_make_error(err, EINVAL,
+		return om_make_error(err, 0,
 				     "process %d is inside a process tree of miggroup %lu: checkpoint the group "
 				     "(-g %lu) or the tree's root",
 				     (int)pid, g, g);
@@ -159,7 +146,7 @@ static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
 		unsigned long dg;
 		pid_t dt;
 		if (om_cg_locate(&c->cg, desc[i], &dg, &dt, &tmp) == 0 && dg != 0) {
-			om_make_error(err, EINVAL, "process %d (descendant of %d) belongs to miggroup %lu", (int)desc[i],
+			om_make_error(err, 0, "process %d (descendant of %d) belongs to miggroup %lu", (int)desc[i],
 				      (int)pid, dg);
 			return -1;
 		}
@@ -215,7 +202,7 @@ static int check_trees_whole(struct ckpt_ctx *c, om_error_t *err)
 				om_error_t tmp = NULL;
 				om_cg_locate(&c->cg, desc[j], &g, &tr, &tmp);
 				om_error_release(&tmp);
-				return om_make_error(err, EINVAL,
+				return om_make_error(err, 0,
 						     "process %d (in the tree of %d) is %s%lu: a process tree is "
 						     "checkpointed whole",
 						     (int)desc[j], (int)t->root, g ? "in miggroup " : "in no miggroup",
@@ -387,15 +374,10 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	memset(res, 0, sizeof(*res));
 	c.o = o;
 	if ((o->group == 0) == (o->pid == 0))
-		return om_make_error(err, EINVAL, "checkpoint needs a miggroup or a PID");
+		return om_make_error(err, OM_EUSAGE, "checkpoint needs a miggroup or a PID");
 	if (om_cg_init(&c.cg, err) < 0)
 		return -1;
 	if (om_criu_version(criu_ver, sizeof(criu_ver), err) < 0)
-		return -1;
-	store_path = om_store_resolve_path(o->store);
-	if (store_path == NULL)
-		return om_make_error(err, ENOMEM, "resolve store");
-	if (om_store_open(&st, store_path, true, err) < 0)
 		return -1;
 
 	if (o->group) {
@@ -412,8 +394,21 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	} else if (prepare_single(&c, err) < 0)
 		goto out;
 
-	if (om_gen_begin(&st, kind, id, o->lock_wait, &w, err) < 0)
+	/* the store must take the generation before anything is frozen */
+	store_path = om_store_resolve_path(o->store);
+	if (store_path == NULL) {
+		om_make_error(err, ENOMEM, "resolve store");
 		goto out;
+	}
+	if (om_store_open(&st, store_path, true, err) < 0) {
+		om_error_set_exit(err, OM_EXIT_STORE);
+		goto out;
+	}
+	if (om_gen_begin(&st, kind, id, o->lock_wait, &w, err) < 0) {
+		if ((*err)->status != EWOULDBLOCK)
+			om_error_set_exit(err, OM_EXIT_STORE);
+		goto out;
+	}
 
 	/* the consistent cut */
 	tfreeze = om_now();
@@ -464,6 +459,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		char img[PATH_MAX];
 		snprintf(img, sizeof(img), "%.3000s/tree-%d/img", c.scratch, (int)c.g.trees[i].root);
 		if (om_gen_add_tree(w, img, c.m->trees[i], o->zstd_level ? o->zstd_level : 3, workers, err) < 0) {
+			om_error_set_exit(err, OM_EXIT_STORE);
 			om_error_wrap(err, "store tree %d", (int)c.g.trees[i].root);
 			goto out;
 		}
@@ -472,8 +468,10 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	c.m->freeze_seconds = o->leave_running ? res->freeze_seconds : om_now() - tfreeze;
 	c.m->has_total_seconds = true;
 	c.m->total_seconds = om_now() - t0;
-	if (om_gen_commit(w, c.m, &res->generation, err) < 0)
+	if (om_gen_commit(w, c.m, &res->generation, err) < 0) {
+		om_error_set_exit(err, OM_EXIT_STORE);
 		goto out;
+	}
 	/* published: from here on the group is the store's */
 	res->path = om_strdup_printf("%s/%s/%lu/gen-%llu", st.path, kind, id, (unsigned long long)res->generation);
 	res->n_trees = c.g.n_trees;

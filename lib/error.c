@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *vformat(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static char *vformat(const char *fmt, va_list ap)
 {
 	char *s = NULL;
 	if (vasprintf(&s, fmt, ap) < 0)
@@ -51,6 +51,13 @@ int om_error_wrap(om_error_t *err, const char *fmt, ...)
 	return -1;
 }
 
+int om_error_set_exit(om_error_t *err, int exit_code)
+{
+	if (err && *err && (*err)->exit_code == 0)
+		(*err)->exit_code = exit_code;
+	return -1;
+}
+
 void om_error_release(om_error_t *err)
 {
 	if (err == NULL || *err == NULL)
@@ -76,27 +83,20 @@ int om_error_exit_code(om_error_t err)
 {
 	if (err == NULL)
 		return OM_EXIT_FAILURE;
+	if (err->exit_code)
+		return err->exit_code;
 	switch (err->status) {
 	case ESRCH:
-	case ENOENT:
-	case ENODATA:
 	case OM_ENOTFOUND:
 		return OM_EXIT_NOTFOUND;
 	case OM_ECORRUPT:
-	case EBADMSG:
-	case EROFS:
-	case EACCES:
-	case EPERM:
-	case ENOSPC:
-	case EDQUOT:
 		return OM_EXIT_STORE;
 	case OM_ECRIU:
 		return OM_EXIT_CRIU;
 	case EBUSY:
-	case EADDRINUSE:
 	case EWOULDBLOCK:
 		return OM_EXIT_BUSY;
-	case EINVAL:
+	case OM_EUSAGE:
 		return OM_EXIT_USAGE;
 	default:
 		return OM_EXIT_FAILURE;

@@ -13,8 +13,9 @@
 #include <stdio.h>
 
 struct om_error_s {
-	int status; /* an errno value, 0 when none applies */
-	char *msg;  /* context chain, outermost first */
+	int status;    /* an errno value (or OM_E*), 0 when none applies */
+	int exit_code; /* set by the layer that knows what failed (om_error_set_exit), else 0 */
+	char *msg;     /* context chain, outermost first */
 };
 typedef struct om_error_s *om_error_t;
 
@@ -33,12 +34,16 @@ enum {
 #define OM_ECRIU 4096   /* CRIU failed; message carries CRIU's own words */
 #define OM_ECORRUPT 4097 /* a stored file failed its checksum or does not parse */
 #define OM_ENOTFOUND 4098 /* unknown group, empty group, no generation: no errno text */
+#define OM_EUSAGE 4099    /* a bad argument given by the user */
 
 /* Set *err (released first) and return -1. */
 int om_make_error(om_error_t *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Prefix the message of *err with a formatted context; return -1. */
 int om_error_wrap(om_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void om_error_release(om_error_t *err);
+/* Classify an error for the exit status (e.g. OM_EXIT_STORE for any failure
+ * writing the store, whatever its errno); returns -1 for `return` chaining. */
+int om_error_set_exit(om_error_t *err, int exit_code);
 /* Human text: "msg: strerror(status)" (no errno text for OM_E* statuses). */
 void om_error_print(FILE *out, const char *prog, om_error_t err);
 int om_error_exit_code(om_error_t err);

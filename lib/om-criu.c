@@ -84,7 +84,7 @@ int om_criu_version(char *buf, size_t len, om_error_t *err)
 	v = criu_local_get_version(opts);
 	criu_local_free_opts(opts);
 	if (v <= 0)
-		return om_make_error(err, ENOENT, "cannot run CRIU `%s` (set OM_CRIU or run scripts/setup.sh)",
+		return om_make_error(err, OM_ECRIU, "cannot run CRIU `%s` (set OM_CRIU or run scripts/setup.sh)",
 				     om_criu_binary());
 	snprintf(buf, len, "%d.%d.%d", v / 10000, (v / 100) % 100, v % 100);
 	return 0;

@@ -1,4 +1,4 @@
-/* lib/criu.h — the only place that talks to CRIU (through libcriu, which
+/* lib/om-criu.h — the only place that talks to CRIU (through libcriu, which
  * runs `criu swrk` and speaks CRIU's RPC protocol). */
 #ifndef OM_CRIU_H
 #define OM_CRIU_H

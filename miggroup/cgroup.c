@@ -71,7 +71,7 @@ int om_cg_init(struct om_cg *cg, om_error_t *err)
 						     root);
 			cg->ver = OM_CG_V1;
 		} else
-			return om_make_error(err, EINVAL, "OM_CGROUP must be v1, v2 or auto, not `%s`", want);
+			return om_make_error(err, OM_EUSAGE, "OM_CGROUP must be v1, v2 or auto, not `%s`", want);
 	} else if (v2[0])
 		cg->ver = OM_CG_V2;
 	else if (v1[0])
@@ -165,40 +165,51 @@ int om_cg_procs(const char *path, pid_t **pids, size_t *n, om_error_t *err)
 	return 0;
 }
 
-int om_cg_locate(const struct om_cg *cg, pid_t pid, unsigned long *group, pid_t *tree, om_error_t *err)
+int om_cg_proc_path(const struct om_cg *cg, pid_t pid, char *out, om_error_t *err)
 {
 	char path[64];
 	cleanup_free char *buf = NULL;
 	char *line, *save = NULL;
 	om_error_t tmp = NULL;
 
-	*group = 0;
-	*tree = 0;
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
 	if (om_read_file(path, &buf, NULL, &tmp) < 0) {
 		om_error_release(&tmp);
 		return om_make_error(err, ESRCH, "process %d", (int)pid);
 	}
+	/* lines are "ID:CONTROLLERS:PATH"; v2 is "0::PATH" */
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *c1 = strchr(line, ':'), *c2, *cgpath;
-		unsigned long g;
-		pid_t t;
+		char *c1 = strchr(line, ':'), *c2;
 
 		if (c1 == NULL || (c2 = strchr(c1 + 1, ':')) == NULL)
 			continue;
+		*c1 = '\0';
 		*c2 = '\0';
-		cgpath = c2 + 1;
-		if (cg->ver == OM_CG_V2 ? strcmp(line, "0") != 0 || c1[1] != '\0' : strcmp(c1 + 1, "freezer") != 0)
-			continue;
-		/* cgpath is relative to the mount: /omtools/g<G>/t<R> */
-		if (sscanf(cgpath, "/omtools/g%lu/t%d", &g, &t) == 2) {
-			*group = g;
-			*tree = t;
-		} else if (sscanf(cgpath, "/omtools/g%lu", &g) == 1) {
-			*group = g;
+		if (cg->ver == OM_CG_V2 ? strcmp(line, "0") == 0 && c1[1] == '\0' : strcmp(c1 + 1, "freezer") == 0) {
+			snprintf(out, PATH_MAX, "%s", c2 + 1);
+			return 0;
 		}
-		return 0;
 	}
+	snprintf(out, PATH_MAX, "/");
+	return 0;
+}
+
+int om_cg_locate(const struct om_cg *cg, pid_t pid, unsigned long *group, pid_t *tree, om_error_t *err)
+{
+	char rel[PATH_MAX];
+	unsigned long g;
+	pid_t t;
+
+	*group = 0;
+	*tree = 0;
+	if (om_cg_proc_path(cg, pid, rel, err) < 0)
+		return -1;
+	/* relative to the mount: /omtools/g<G>/t<R> */
+	if (sscanf(rel, "/omtools/g%lu/t%d", &g, &t) == 2) {
+		*group = g;
+		*tree = t;
+	} else if (sscanf(rel, "/omtools/g%lu", &g) == 1)
+		*group = g;
 	return 0;
 }
 

@@ -42,6 +42,8 @@ int om_cg_move_out(const struct om_cg *cg, pid_t pid, om_error_t *err);
 /* PIDs (processes) directly in the cgroup, sorted. */
 int om_cg_procs(const char *path, pid_t **pids, size_t *n, om_error_t *err);
 
+/* pid's cgroup in our hierarchy, relative to its mount ("/" for the root). */
+int om_cg_proc_path(const struct om_cg *cg, pid_t pid, char *out /* PATH_MAX */, om_error_t *err);
 /* Where is pid in our hierarchy?  *group = 0 and *tree = 0 if not in any group. */
 int om_cg_locate(const struct om_cg *cg, pid_t pid, unsigned long *group, pid_t *tree, om_error_t *err);
 

@@ -12,7 +12,7 @@
 int om_group_parse_id(const char *s, bool allow_zero, unsigned long *id, om_error_t *err)
 {
 	if (om_parse_uint(s, OM_GROUP_MAX, id) < 0 || (!allow_zero && *id == 0))
-		return om_make_error(err, EINVAL, "invalid miggroup `%s`: expected an integer %s1 to %lu", s,
+		return om_make_error(err, OM_EUSAGE, "invalid miggroup `%s`: expected an integer %s1 to %lu", s,
 				     allow_zero ? "0 (no group) or " : "", OM_GROUP_MAX);
 	return 0;
 }
@@ -288,11 +288,11 @@ static int check_joinable(pid_t pid, om_error_t *err)
 	if (st == OM_PID_ZOMBIE)
 		return om_make_error(err, ESRCH, "process %d has exited (zombie)", (int)pid);
 	if (pid == 1)
-		return om_make_error(err, EINVAL, "process 1 (init) cannot join a miggroup");
+		return om_make_error(err, OM_EUSAGE, "process 1 (init) cannot join a miggroup");
 	if (pid == getpid())
-		return om_make_error(err, EINVAL, "process %d is this command itself", (int)pid);
+		return om_make_error(err, OM_EUSAGE, "process %d is this command itself", (int)pid);
 	if (om_proc_is_kthread(pid))
-		return om_make_error(err, EINVAL, "process %d is a kernel thread", (int)pid);
+		return om_make_error(err, OM_EUSAGE, "process %d is a kernel thread", (int)pid);
 	return 0;
 }
 

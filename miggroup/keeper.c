@@ -159,6 +159,7 @@ static int run_fn(void *a, int report)
 		close(report);
 		prctl(PR_SET_CHILD_SUBREAPER, 0);
 		setsid(); /* its own session: the tree is whole for CRIU */
+		signal(SIGPIPE, SIG_DFL);
 		if (om_group_prepare_tree(ra->cg, ra->id, getpid(), cgpath, &err) < 0 ||
 		    om_cg_move(cgpath, getpid(), &err) < 0) {
 			child_errno = err->status ? err->status : EIO;

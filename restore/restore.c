@@ -179,7 +179,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	memset(&c, 0, sizeof(c));
 	c.o = o;
 	if ((o->group == 0) == (o->pid == 0))
-		return om_make_error(err, EINVAL, "restore needs a miggroup or a PID");
+		return om_make_error(err, OM_EUSAGE, "restore needs a miggroup or a PID");
 	if (om_criu_version(criu_ver, sizeof(criu_ver), err) < 0)
 		return -1;
 	store_path = om_store_resolve_path(o->store);
@@ -187,8 +187,10 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 		return om_make_error(err, ENOMEM, "resolve store");
 	if (lock_restore(kind, id, &lock_fd, err) < 0)
 		return -1;
-	if (om_store_open(&st, store_path, false, err) < 0)
+	if (om_store_open(&st, store_path, false, err) < 0) {
+		om_error_set_exit(err, OM_EXIT_STORE);
 		goto out;
+	}
 	if (om_gen_load_manifest(&st, kind, id, o->generation, &m, err) < 0)
 		goto out;
 	c.m = m;
@@ -241,7 +243,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	for (size_t i = 0; i < m->n_trees; i++)
 		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
 			if (om_pid_state(m->trees[i]->procs[j]->pid) != OM_PID_ALIVE) {
-				om_make_error(err, ESRCH, "process %d of tree %d is gone right after restore",
+				om_make_error(err, ECHILD, "process %d of tree %d is gone right after restore",
 					      (int)m->trees[i]->procs[j]->pid, (int)m->trees[i]->root_pid);
 				goto fail_kill;
 			}

@@ -18,6 +18,7 @@
 #include "om.pb-c.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define OM_MANIFEST_NAME "manifest.om"
@@ -47,19 +48,26 @@ struct om_gen_writer; /* opaque */
 int om_gen_begin(struct om_store *st, const char *kind, unsigned long id, double lock_wait_s,
 		 struct om_gen_writer **out, om_error_t *err);
 /* Compress every regular file of src_dir (not recursive) into <gen>/<tree_dir>/<name>.zst
- * with zstd (level, nb_workers threads), hashing the stored bytes; fill tree->files. */
+ * with zstd (level, nb_workers threads), hashing the stored bytes; fill tree->files.
+ * tree->dir names the directory (set to "tree-<root_pid>" when NULL); files whose
+ * name starts with '.' and non-regular entries are skipped. tree belongs to a
+ * built manifest: appended Om__FileEntry records are malloc'd (see ownership). */
 int om_gen_add_tree(struct om_gen_writer *w, const char *src_dir, Om__TreeEntry *tree, int level, int nb_workers,
 		    om_error_t *err);
 /* Fill generation/raw/stored totals of m, write and fsync the manifest, fsync
- * everything, rename into place as gen-<N> (N = newest + 1). Returns N in *gen. */
+ * everything, rename into place as gen-<N> (N = newest + 1). Returns N in *gen.
+ * Also sets m->group = id ("groups") or m->group = 0 and single_pid = id ("pids"),
+ * and fills node, kernel, omtools_version (strdup) and time_unix_ns when unset.
+ * m must be a built manifest (see ownership below); criu_version must be set. */
 int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_error_t *err);
 /* Remove the temporary directory and release the lock (safe after commit: no-op besides unlock/free). */
 void om_gen_writer_free(struct om_gen_writer *w);
 
-/* List complete generations (ascending). */
+/* List complete generations (ascending). *gens is malloc'd (free() it), NULL when *n == 0;
+ * an id without any generation is not an error (*n = 0). */
 int om_store_list(struct om_store *st, const char *kind, unsigned long id, uint64_t **gens, size_t *n,
 		  om_error_t *err);
-/* List ids that have at least one complete generation (ascending). */
+/* List ids that have at least one complete generation (ascending); *ids as *gens above. */
 int om_store_list_ids(struct om_store *st, const char *kind, unsigned long **ids, size_t *n, om_error_t *err);
 
 /* Read and validate a manifest of generation gen (0 = newest complete). */
@@ -75,6 +83,44 @@ int om_gen_extract_tree(struct om_store *st, const char *kind, unsigned long id,
 int om_manifest_encode(const Om__Manifest *m, uint8_t **buf, size_t *len, om_error_t *err);
 int om_manifest_decode(const uint8_t *buf, size_t len, Om__Manifest **m, om_error_t *err);
 void om_manifest_free(Om__Manifest *m);
+
+/* ---- Manifest memory ownership ----
+ *
+ * There are two kinds of Om__Manifest and each has its own free function:
+ *
+ *  - DECODED manifests, from om_manifest_decode(), om_manifest_read_file() and
+ *    om_gen_load_manifest(), belong to protobuf-c: release them with
+ *    om_manifest_free() (om__manifest__free_unpacked), never edit their arrays.
+ *
+ *  - BUILT manifests, assembled by a writer (omckpt) before om_gen_commit():
+ *    the Om__Manifest itself, every string (strdup), every bytes buffer, every
+ *    repeated array (malloc/realloc) and every nested message (malloc +
+ *    om__*_init) is a separate malloc() block owned by the manifest. Release
+ *    with om_manifest_free_built(), which frees all of that and m itself.
+ *    om_manifest_new(), om_manifest_add_tree(), om_tree_add_proc() and
+ *    om_gen_add_tree() (which appends Om__FileEntry records to tree->files)
+ *    allocate this way; never point a field of a built manifest at a string
+ *    literal or at memory you free yourself.
+ *
+ * Never pass a manifest of one kind to the other free function.
+ */
+void om_manifest_free_built(Om__Manifest *m);
+/* An empty built manifest (om__manifest__init'ed), or NULL when out of memory. */
+Om__Manifest *om_manifest_new(void);
+/* Append a tree with dir "tree-<root_pid>" to a built manifest; *out (may be NULL) gets it. */
+int om_manifest_add_tree(Om__Manifest *m, int32_t root_pid, Om__TreeEntry **out, om_error_t *err);
+/* Append a process to a tree of a built manifest (tids, comm, cmdline are copied; may be NULL/0). */
+int om_tree_add_proc(Om__TreeEntry *t, int32_t pid, int32_t ppid, const int32_t *tids, size_t n_tids,
+		     const char *comm, const char *cmdline, Om__ProcEntry **out, om_error_t *err);
+/* Is s acceptable as a tree directory or image file name in a generation?
+ * (non-empty, no '/', no "..", no leading '.', no control characters, short enough) */
+bool om_store_name_ok(const char *s);
+
+/* Read and decode (validating) a manifest file; errors are OM_ECORRUPT naming path
+ * when the bytes are bad, or the errno of open/read. Free with om_manifest_free(). */
+int om_manifest_read_file(const char *path, Om__Manifest **m, om_error_t *err);
+/* om_gen_verify() for a generation directory given by path (omdecode --verify). */
+int om_gen_dir_verify(const char *gen_dir, const Om__Manifest *m, om_error_t *err);
 
 /* SHA-256 helpers (OpenSSL EVP). */
 void om_sha256(const void *buf, size_t len, uint8_t out[32]);

@@ -1,0 +1,433 @@
+#include "config.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <string.h>
+
+#define HDR_LEN 16u /* magic (8) + version (4) + payload length (4) */
+#define SHA_LEN 32u
+
+void om_sha256(const void *buf, size_t len, uint8_t out[32])
+{
+	unsigned int n = 0;
+	if (EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
+		memset(out, 0, 32); /* cannot happen with a working libcrypto */
+}
+
+void om_hex(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- semantic validation (shared by encode and decode) ---- */
+
+bool om_store_name_ok(const char *s)
+{
+	size_t len;
+
+	if (s == NULL || s[0] == '\0' || s[0] == '.')
+		return false;
+	len = strlen(s);
+	if (len > NAME_MAX - 4) /* room for ".zst" */
+		return false;
+	if (strchr(s, '/') || strstr(s, ".."))
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Is any string in v[0..n) repeated? (n log n: inputs are untrusted). */
+static int find_dup(const char **v, size_t n, const char **dup)
+{
+	const char **s;
+
+	if (n < 2)
+		return 0;
+	s = malloc(n * sizeof(*s));
+	if (s == NULL)
+		return -1;
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_strp);
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(s[i - 1], s[i]) == 0) {
+			*dup = s[i];
+			free(s);
+			return 1;
+		}
+	}
+	free(s);
+	return 0;
+}
+
+static bool seconds_ok(bool has, double v)
+{
+	return !has || (isfinite(v) && v >= 0);
+}
+
+static int invalid(om_error_t *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int invalid(om_error_t *err, int status, const char *fmt, ...)
+{
+	va_list ap;
+	cleanup_free char *msg = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	return om_make_error(err, status, "invalid manifest: %s", msg ? msg : "?");
+}
+
+/* protobuf-c accepts a non-minimal varint encoding of field number 0 as an
+ * unknown field, then re-encodes it as 0x00, which it refuses to read back
+ * (found by the fuzzer). Field 0 is invalid protobuf: reject it. */
+static bool unknown_ok(const ProtobufCMessage *base)
+{
+	for (unsigned i = 0; i < base->n_unknown_fields; i++)
+		if (base->unknown_fields[i].tag == 0)
+			return false;
+	return true;
+}
+
+static int validate(const Om__Manifest *m, int status, om_error_t *err)
+{
+	cleanup_free const char **names = NULL;
+	size_t cap = 0;
+	uint64_t raw = 0, stored = 0;
+	const char *dup = NULL;
+	int r;
+
+	if (!unknown_ok(&m->base))
+		return invalid(err, status, "field number 0");
+	if (m->node == NULL || m->node[0] == '\0')
+		return invalid(err, status, "node is missing");
+	if (m->kernel == NULL)
+		return invalid(err, status, "kernel is missing");
+	if (m->criu_version == NULL)
+		return invalid(err, status, "criu_version is missing");
+	if (m->omtools_version == NULL)
+		return invalid(err, status, "omtools_version is missing");
+	if (m->generation == 0)
+		return invalid(err, status, "generation is 0");
+	if (m->has_single_pid && m->single_pid <= 0)
+		return invalid(err, status, "single_pid is %d", (int)m->single_pid);
+	if (!seconds_ok(m->has_freeze_seconds, m->freeze_seconds) ||
+	    !seconds_ok(m->has_total_seconds, m->total_seconds))
+		return invalid(err, status, "negative or non-finite duration");
+	if (m->n_trees > 0 && m->trees == NULL)
+		return invalid(err, status, "trees missing");
+
+	for (size_t i = 0; i < m->n_trees; i++) {
+		const Om__TreeEntry *t = m->trees[i];
+		if (t == NULL)
+			return invalid(err, status, "tree %zu is missing", i);
+		if (!unknown_ok(&t->base))
+			return invalid(err, status, "tree %zu: field number 0", i);
+		if (t->root_pid <= 0)
+			return invalid(err, status, "tree %zu: root_pid is %d", i, (int)t->root_pid);
+		if (!om_store_name_ok(t->dir) || strcmp(t->dir, OM_MANIFEST_NAME) == 0)
+			return invalid(err, status, "tree %zu: bad directory name", i);
+		if (!seconds_ok(t->has_dump_seconds, t->dump_seconds))
+			return invalid(err, status, "tree %s: negative or non-finite dump_seconds", t->dir);
+		if ((t->n_procs > 0 && t->procs == NULL) || (t->n_files > 0 && t->files == NULL))
+			return invalid(err, status, "tree %s: array missing", t->dir);
+		for (size_t j = 0; j < t->n_procs; j++) {
+			const Om__ProcEntry *p = t->procs[j];
+			if (p == NULL || p->pid <= 0 || p->ppid < 0)
+				return invalid(err, status, "tree %s: process %zu has a bad pid", t->dir, j);
+			if (!unknown_ok(&p->base))
+				return invalid(err, status, "tree %s: process %d: field number 0", t->dir, (int)p->pid);
+			if (p->n_tids > 0 && p->tids == NULL)
+				return invalid(err, status, "tree %s: process %d: tids missing", t->dir, (int)p->pid);
+			for (size_t k = 0; k < p->n_tids; k++)
+				if (p->tids[k] <= 0)
+					return invalid(err, status, "tree %s: process %d: bad tid %d", t->dir,
+						       (int)p->pid, (int)p->tids[k]);
+		}
+		if (t->n_files > cap) {
+			const char **nn = realloc(names, t->n_files * sizeof(*names));
+			if (nn == NULL)
+				return om_make_error(err, ENOMEM, "validate manifest");
+			names = nn;
+			cap = t->n_files;
+		}
+		for (size_t j = 0; j < t->n_files; j++) {
+			const Om__FileEntry *f = t->files[j];
+			if (f == NULL)
+				return invalid(err, status, "tree %s: file %zu is missing", t->dir, j);
+			if (!unknown_ok(&f->base))
+				return invalid(err, status, "tree %s: file %zu: field number 0", t->dir, j);
+			if (!om_store_name_ok(f->name))
+				return invalid(err, status, "tree %s: file %zu has a bad name", t->dir, j);
+			if (f->sha256.len != 32 || f->sha256.data == NULL)
+				return invalid(err, status, "tree %s: file %s: sha256 has %zu bytes, not 32", t->dir,
+					       f->name, f->sha256.len);
+			if (raw + f->size < raw || stored + f->stored_size < stored)
+				return invalid(err, status, "byte counts overflow");
+			raw += f->size;
+			stored += f->stored_size;
+			names[j] = f->name;
+		}
+		r = find_dup(names, t->n_files, &dup);
+		if (r < 0)
+			return om_make_error(err, ENOMEM, "validate manifest");
+		if (r > 0)
+			return invalid(err, status, "tree %s: file %s appears twice", t->dir, dup);
+	}
+	if (raw != m->raw_bytes || stored != m->stored_bytes)
+		return invalid(err, status,
+			       "totals raw_bytes=%llu stored_bytes=%llu do not match the files (%llu, %llu)",
+			       (unsigned long long)m->raw_bytes, (unsigned long long)m->stored_bytes,
+			       (unsigned long long)raw, (unsigned long long)stored);
+
+	if (m->n_trees > cap) {
+		const char **nn = realloc(names, m->n_trees * sizeof(*names));
+		if (nn == NULL)
+			return om_make_error(err, ENOMEM, "validate manifest");
+		names = nn;
+	}
+	for (size_t i = 0; i < m->n_trees; i++)
+		names[i] = m->trees[i]->dir;
+	r = find_dup(names, m->n_trees, &dup);
+	if (r < 0)
+		return om_make_error(err, ENOMEM, "validate manifest");
+	if (r > 0)
+		return invalid(err, status, "tree directory %s appears twice", dup);
+	return 0;
+}
+
+/* ---- codec ---- */
+
+int om_manifest_encode(const Om__Manifest *m, uint8_t **buf, size_t *len, om_error_t *err)
+{
+	cleanup_free uint8_t *out = NULL;
+	size_t plen, total;
+
+	if (validate(m, EINVAL, err) < 0)
+		return om_error_wrap(err, "encode manifest");
+	plen = om__manifest__get_packed_size(m);
+	if (plen > UINT32_MAX - HDR_LEN - SHA_LEN)
+		return om_make_error(err, EFBIG, "encode manifest: %zu bytes is too large", plen);
+	total = HDR_LEN + plen + SHA_LEN;
+	out = malloc(total);
+	if (out == NULL)
+		return om_make_error(err, ENOMEM, "encode manifest");
+	memcpy(out, OM_MANIFEST_MAGIC, 8); /* 7 characters and the NUL */
+	put_le32(out + 8, OM_MANIFEST_VERSION);
+	put_le32(out + 12, (uint32_t)plen);
+	if (om__manifest__pack(m, out + HDR_LEN) != plen)
+		return om_make_error(err, EIO, "encode manifest: protobuf packed size changed");
+	om_sha256(out, HDR_LEN + plen, out + HDR_LEN + plen);
+	*buf = om_steal_ptr(out);
+	*len = total;
+	return 0;
+}
+
+int om_manifest_decode(const uint8_t *buf, size_t len, Om__Manifest **out, om_error_t *err)
+{
+	Om__Manifest *m;
+	uint32_t version, plen;
+	uint8_t sha[32];
+
+	*out = NULL;
+	if (buf == NULL || len < HDR_LEN + SHA_LEN)
+		return om_make_error(err, OM_ECORRUPT, "manifest truncated: %zu bytes, a manifest has at least %u",
+				     len, HDR_LEN + SHA_LEN);
+	if (memcmp(buf, OM_MANIFEST_MAGIC, 8) != 0)
+		return om_make_error(err, OM_ECORRUPT, "not an omtools manifest (bad magic)");
+	version = get_le32(buf + 8);
+	if (version != OM_MANIFEST_VERSION)
+		return om_make_error(err, OM_ECORRUPT,
+				     "manifest format version %u is not supported (this omtools reads version %u)",
+				     version, OM_MANIFEST_VERSION);
+	plen = get_le32(buf + 12);
+	if ((size_t)plen > len - HDR_LEN - SHA_LEN || HDR_LEN + (size_t)plen + SHA_LEN != len)
+		return om_make_error(err, OM_ECORRUPT,
+				     "manifest length mismatch: header says %u payload bytes, file has %zu bytes "
+				     "(expected %zu)",
+				     plen, len, (size_t)HDR_LEN + plen + SHA_LEN);
+	om_sha256(buf, HDR_LEN + plen, sha);
+	if (memcmp(sha, buf + HDR_LEN + plen, SHA_LEN) != 0)
+		return om_make_error(err, OM_ECORRUPT, "manifest checksum mismatch");
+	m = om__manifest__unpack(NULL, plen, buf + HDR_LEN);
+	if (m == NULL)
+		return om_make_error(err, OM_ECORRUPT, "manifest payload does not parse as om.Manifest");
+	if (validate(m, OM_ECORRUPT, err) < 0) {
+		om__manifest__free_unpacked(m, NULL);
+		return -1;
+	}
+	*out = m;
+	return 0;
+}
+
+void om_manifest_free(Om__Manifest *m)
+{
+	if (m)
+		om__manifest__free_unpacked(m, NULL);
+}
+
+/* ---- hand-built manifests ---- */
+
+static void free_str(char *s)
+{
+	if (s != NULL && s != protobuf_c_empty_string)
+		free(s);
+}
+
+static void free_unknown(ProtobufCMessage *base)
+{
+	for (unsigned i = 0; i < base->n_unknown_fields; i++)
+		free(base->unknown_fields[i].data);
+	free(base->unknown_fields);
+	base->unknown_fields = NULL;
+	base->n_unknown_fields = 0;
+}
+
+static void free_file(Om__FileEntry *f)
+{
+	if (f == NULL)
+		return;
+	free_str(f->name);
+	free(f->sha256.data);
+	free_unknown(&f->base);
+	free(f);
+}
+
+static void free_proc(Om__ProcEntry *p)
+{
+	if (p == NULL)
+		return;
+	free(p->tids);
+	free_str(p->comm);
+	free_str(p->cmdline);
+	free_unknown(&p->base);
+	free(p);
+}
+
+static void free_tree(Om__TreeEntry *t)
+{
+	if (t == NULL)
+		return;
+	free_str(t->dir);
+	for (size_t i = 0; i < t->n_procs; i++)
+		free_proc(t->procs[i]);
+	free(t->procs);
+	for (size_t i = 0; i < t->n_files; i++)
+		free_file(t->files[i]);
+	free(t->files);
+	free_unknown(&t->base);
+	free(t);
+}
+
+void om_manifest_free_built(Om__Manifest *m)
+{
+	if (m == NULL)
+		return;
+	free_str(m->node);
+	free_str(m->kernel);
+	free_str(m->criu_version);
+	free_str(m->omtools_version);
+	free_str(m->cgroup_backend);
+	for (size_t i = 0; i < m->n_trees; i++)
+		free_tree(m->trees[i]);
+	free(m->trees);
+	free_unknown(&m->base);
+	free(m);
+}
+
+Om__Manifest *om_manifest_new(void)
+{
+	Om__Manifest *m = malloc(sizeof(*m));
+	if (m)
+		om__manifest__init(m);
+	return m;
+}
+
+int om_manifest_add_tree(Om__Manifest *m, int32_t root_pid, Om__TreeEntry **out, om_error_t *err)
+{
+	Om__TreeEntry *t, **v;
+
+	if (root_pid <= 0)
+		return om_make_error(err, EINVAL, "add tree: bad root pid %d", (int)root_pid);
+	t = malloc(sizeof(*t));
+	if (t == NULL)
+		return om_make_error(err, ENOMEM, "add tree %d", (int)root_pid);
+	om__tree_entry__init(t);
+	t->root_pid = root_pid;
+	t->dir = om_strdup_printf("tree-%d", (int)root_pid);
+	v = realloc(m->trees, (m->n_trees + 1) * sizeof(*v));
+	if (t->dir == NULL || v == NULL) {
+		free(t->dir);
+		free(t);
+		return om_make_error(err, ENOMEM, "add tree %d", (int)root_pid);
+	}
+	m->trees = v;
+	m->trees[m->n_trees++] = t;
+	if (out)
+		*out = t;
+	return 0;
+}
+
+int om_tree_add_proc(Om__TreeEntry *t, int32_t pid, int32_t ppid, const int32_t *tids, size_t n_tids,
+		     const char *comm, const char *cmdline, Om__ProcEntry **out, om_error_t *err)
+{
+	Om__ProcEntry *p, **v;
+
+	p = malloc(sizeof(*p));
+	if (p == NULL)
+		return om_make_error(err, ENOMEM, "add process %d", (int)pid);
+	om__proc_entry__init(p);
+	p->pid = pid;
+	p->ppid = ppid;
+	if (n_tids > 0) {
+		p->tids = malloc(n_tids * sizeof(*p->tids));
+		if (p->tids == NULL)
+			goto nomem;
+		memcpy(p->tids, tids, n_tids * sizeof(*p->tids));
+		p->n_tids = n_tids;
+	}
+	if (comm && (p->comm = strdup(comm)) == NULL)
+		goto nomem;
+	if (cmdline && (p->cmdline = strdup(cmdline)) == NULL)
+		goto nomem;
+	v = realloc(t->procs, (t->n_procs + 1) * sizeof(*v));
+	if (v == NULL)
+		goto nomem;
+	t->procs = v;
+	t->procs[t->n_procs++] = p;
+	if (out)
+		*out = p;
+	return 0;
+nomem:
+	free_proc(p);
+	return om_make_error(err, ENOMEM, "add process %d", (int)pid);
+}

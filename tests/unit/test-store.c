@@ -1,0 +1,859 @@
+/* tests/unit/test-store.c — unit tests of storage/: manifest codec, writer,
+ * readers, verification, extraction, store resolution (TAP output).
+ *
+ * OM_WRITE_CORPUS=DIR  also write fuzzing seeds (manifests) into DIR.
+ * OM_TEST_KEEP=1       keep the temporary store and print its path.
+ */
+#include "config.h"
+#include "../tap.h"
+#include "compress.h"
+#include "store.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+static char tmproot[] = "/tmp/om-test-store.XXXXXX";
+
+static char *path_in(const char *rel)
+{
+	char *p = om_strdup_printf("%s/%s", tmproot, rel);
+	if (p == NULL)
+		bail_out("out of memory");
+	return p;
+}
+
+static bool msg_has(om_error_t err, const char *needle)
+{
+	return err && err->msg && strstr(err->msg, needle) != NULL;
+}
+
+/* Print the message of *err (if any) as a TAP comment and release it. */
+static void show(om_error_t *err)
+{
+	if (*err)
+		diag("  -> %s (status %d)", (*err)->msg ? (*err)->msg : "?", (*err)->status);
+	om_error_release(err);
+}
+
+/* ---- manifests ---- */
+
+static Om__FileEntry *new_file(const char *name, uint64_t size, uint64_t stored, uint8_t seed)
+{
+	Om__FileEntry *f = malloc(sizeof(*f));
+	om__file_entry__init(f);
+	f->name = strdup(name);
+	f->size = size;
+	f->stored_size = stored;
+	f->sha256.len = 32;
+	f->sha256.data = malloc(32);
+	for (int i = 0; i < 32; i++)
+		f->sha256.data[i] = (uint8_t)(seed + i);
+	f->has_mode = true;
+	f->mode = 0600;
+	return f;
+}
+
+static void tree_add_file(Om__TreeEntry *t, Om__FileEntry *f)
+{
+	t->files = realloc(t->files, (t->n_files + 1) * sizeof(*t->files));
+	t->files[t->n_files++] = f;
+}
+
+/* A built manifest; full = with every optional field and two trees. */
+static Om__Manifest *sample_manifest(bool full)
+{
+	Om__Manifest *m = om_manifest_new();
+	Om__TreeEntry *t;
+	om_error_t err = NULL;
+	int32_t tids[] = { 4012, 4013, 4014 };
+
+	m->group = 3;
+	m->generation = 7;
+	m->node = strdup("node-a");
+	m->time_unix_ns = 1700000000123456789LL;
+	m->kernel = strdup("6.1.0-13-amd64");
+	m->criu_version = strdup("4.1.1");
+	m->omtools_version = strdup("0.1.0");
+	if (om_manifest_add_tree(m, 4012, &t, &err) < 0)
+		bail_out("add tree");
+	om_tree_add_proc(t, 4012, 1, tids, 3, "server", "server --port 80", NULL, &err);
+	om_tree_add_proc(t, 4015, 4012, NULL, 0, NULL, NULL, NULL, &err);
+	tree_add_file(t, new_file("pages-1.img", 1 << 20, 1000, 1));
+	tree_add_file(t, new_file("core-4012.img", 300, 200, 2));
+	m->raw_bytes = (1 << 20) + 300;
+	m->stored_bytes = 1200;
+	if (full) {
+		t->has_dump_seconds = true;
+		t->dump_seconds = 0.25;
+		if (om_manifest_add_tree(m, 5000, &t, &err) < 0)
+			bail_out("add tree");
+		tree_add_file(t, new_file("inventory.img", 10, 0, 3));
+		m->raw_bytes += 10;
+		m->has_leave_running = true;
+		m->leave_running = true;
+		m->has_zstd_level = true;
+		m->zstd_level = 3;
+		m->has_freeze_seconds = true;
+		m->freeze_seconds = 0.125;
+		m->has_total_seconds = true;
+		m->total_seconds = 1.5;
+		m->cgroup_backend = strdup("v2");
+	}
+	om_error_release(&err);
+	return m;
+}
+
+/* Frame a payload as a manifest file (bypassing the encoder's validation). */
+static uint8_t *frame(const uint8_t *payload, size_t plen, uint32_t version, size_t *len)
+{
+	uint8_t *b = malloc(16 + plen + 32);
+	memcpy(b, "OMMANIF", 8);
+	for (int i = 0; i < 4; i++) {
+		b[8 + i] = (uint8_t)(version >> (8 * i));
+		b[12 + i] = (uint8_t)((uint32_t)plen >> (8 * i));
+	}
+	if (plen)
+		memcpy(b + 16, payload, plen);
+	om_sha256(b, 16 + plen, b + 16 + plen);
+	*len = 16 + plen + 32;
+	return b;
+}
+
+static uint8_t *frame_manifest(const Om__Manifest *m, uint32_t version, size_t *len)
+{
+	size_t plen = om__manifest__get_packed_size(m);
+	uint8_t *p = malloc(plen + 1);
+	uint8_t *b;
+
+	om__manifest__pack(m, p);
+	b = frame(p, plen, version, len);
+	free(p);
+	return b;
+}
+
+static bool decode_fails(const uint8_t *buf, size_t len, const char *needle)
+{
+	om_error_t err = NULL;
+	Om__Manifest *m = NULL;
+	int r = om_manifest_decode(buf, len, &m, &err);
+	bool good = r < 0 && m == NULL && err && err->status == OM_ECORRUPT && (!needle || msg_has(err, needle));
+
+	if (!good)
+		show(&err);
+	if (r == 0)
+		om_manifest_free(m);
+	om_error_release(&err);
+	return good;
+}
+
+static void write_seed(const char *dir, const char *name, const uint8_t *buf, size_t len)
+{
+	cleanup_free char *p = om_strdup_printf("%s/%s", dir, name);
+	FILE *f = fopen(p, "we");
+	if (f == NULL || fwrite(buf, 1, len, f) != len)
+		diag("cannot write seed %s", p);
+	if (f)
+		fclose(f);
+}
+
+static void test_codec(void)
+{
+	Om__Manifest *m = sample_manifest(true), *d = NULL;
+	uint8_t *buf = NULL, *buf2 = NULL, *bad;
+	size_t len = 0, len2 = 0, blen;
+	om_error_t err = NULL;
+	bool all;
+	const char *corpus = getenv("OM_WRITE_CORPUS");
+
+	ok(om_manifest_encode(m, &buf, &len, &err) == 0, "encode a manifest");
+	show(&err);
+	ok(len > 48 && memcmp(buf, "OMMANIF\0", 8) == 0 && buf[8] == 1 && buf[9] == 0, "header: magic and version 1");
+	ok(om_manifest_decode(buf, len, &d, &err) == 0 && d != NULL, "decode it");
+	show(&err);
+	ok(d && d->group == 3 && d->generation == 7 && !strcmp(d->node, "node-a") &&
+		   d->time_unix_ns == 1700000000123456789LL && !strcmp(d->kernel, "6.1.0-13-amd64") &&
+		   !strcmp(d->criu_version, "4.1.1") && !strcmp(d->omtools_version, "0.1.0") &&
+		   d->raw_bytes == (1 << 20) + 310 && d->stored_bytes == 1200 && d->leave_running &&
+		   d->zstd_level == 3 && d->freeze_seconds == 0.125 && d->total_seconds == 1.5 &&
+		   !strcmp(d->cgroup_backend, "v2") && !d->has_single_pid,
+	   "manifest fields round-trip");
+	ok(d && d->n_trees == 2 && d->trees[0]->root_pid == 4012 && !strcmp(d->trees[0]->dir, "tree-4012") &&
+		   d->trees[0]->n_procs == 2 && d->trees[0]->procs[0]->n_tids == 3 &&
+		   d->trees[0]->procs[0]->tids[2] == 4014 && !strcmp(d->trees[0]->procs[0]->cmdline, "server --port 80") &&
+		   d->trees[0]->procs[1]->comm == NULL && d->trees[0]->n_files == 2 &&
+		   !strcmp(d->trees[0]->files[1]->name, "core-4012.img") && d->trees[0]->files[1]->sha256.len == 32 &&
+		   d->trees[0]->files[1]->sha256.data[31] == 2 + 31 && d->trees[0]->dump_seconds == 0.25 &&
+		   !strcmp(d->trees[1]->dir, "tree-5000"),
+	   "trees, processes and files round-trip");
+	ok(d && om_manifest_encode(d, &buf2, &len2, &err) == 0 && len2 == len && !memcmp(buf, buf2, len),
+	   "re-encoding the decoded manifest gives the same bytes");
+	om_manifest_free(d);
+	d = NULL;
+
+	all = true;
+	for (size_t i = 0; i < len; i++)
+		all &= decode_fails(buf, i, NULL);
+	ok(all, "decode rejects the manifest truncated at each of %zu lengths", len);
+
+	all = true;
+	for (size_t i = 0; i < len; i++) {
+		for (int bit = 0; bit < 8; bit += 7) {
+			buf[i] ^= (uint8_t)(1 << bit);
+			all &= decode_fails(buf, len, NULL);
+			buf[i] ^= (uint8_t)(1 << bit);
+		}
+	}
+	ok(all, "decode rejects every flipped byte");
+
+	buf[0] = 'X';
+	ok(decode_fails(buf, len, "magic"), "decode rejects a wrong magic");
+	buf[0] = 'O';
+	bad = frame_manifest(m, 2, &blen);
+	{
+		om_error_t e = NULL;
+		Om__Manifest *x = NULL;
+		ok(om_manifest_decode(bad, blen, &x, &e) < 0 && e && e->status == OM_ECORRUPT &&
+			   msg_has(e, "version 2") && msg_has(e, "version 1"),
+		   "decode rejects version 2, naming the found and the supported version");
+		show(&e);
+		om_error_release(&e);
+	}
+	free(bad);
+	{
+		uint8_t *longer = malloc(len + 5);
+		memcpy(longer, buf, len);
+		memcpy(longer + len, "junk!", 5);
+		ok(decode_fails(longer, len + 5, "length"), "decode rejects trailing garbage");
+		free(longer);
+	}
+	{
+		uint8_t *huge = malloc(len);
+		memcpy(huge, buf, len);
+		huge[12] = huge[13] = huge[14] = huge[15] = 0xff;
+		ok(decode_fails(huge, len, "length"), "decode rejects a payload length of 4 GiB");
+		free(huge);
+	}
+	{
+		static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12 };
+		uint8_t *j = frame(junk, sizeof(junk), 1, &blen);
+		ok(decode_fails(j, blen, "parse"), "decode rejects a payload that is not protobuf");
+		free(j);
+		j = frame(NULL, 0, 1, &blen);
+		ok(decode_fails(j, blen, "parse"), "decode rejects an empty payload (required fields missing)");
+		free(j);
+	}
+
+	/* semantic nonsense, correctly framed */
+	{
+		uint8_t *f = frame_manifest(m, 1, &blen);
+		om_error_t e = NULL;
+		Om__Manifest *x = NULL;
+		ok(om_manifest_decode(f, blen, &x, &e) == 0, "a hand-framed valid manifest decodes (sanity)");
+		om_manifest_free(x);
+		om_error_release(&e);
+		free(f);
+	}
+	{
+		static const char *bad_dirs[] = { "a/b", "..", "x..y", "", ".hidden", "/abs", "manifest.om", "a\nb" };
+		Om__TreeEntry *t = m->trees[0];
+		char *saved = t->dir;
+		all = true;
+		for (size_t i = 0; i < sizeof(bad_dirs) / sizeof(bad_dirs[0]); i++) {
+			t->dir = (char *)bad_dirs[i];
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			all &= decode_fails(f, blen, "invalid manifest");
+			free(f);
+		}
+		ok(all, "decode rejects bad tree directory names ('/', '..', empty, leading '.')");
+		t->dir = saved;
+
+		char *fname = t->files[0]->name;
+		all = true;
+		for (size_t i = 0; i < sizeof(bad_dirs) / sizeof(bad_dirs[0]); i++) {
+			if (!strcmp(bad_dirs[i], "manifest.om"))
+				continue;
+			t->files[0]->name = (char *)bad_dirs[i];
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			all &= decode_fails(f, blen, "invalid manifest");
+			free(f);
+		}
+		t->files[0]->name = fname;
+		ok(all, "decode rejects bad file names");
+
+		char *fname2 = t->files[1]->name;
+		t->files[1]->name = fname;
+		{
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			ok(decode_fails(f, blen, "twice"), "decode rejects a file listed twice");
+			free(f);
+		}
+		t->files[1]->name = fname2;
+
+		t->root_pid = 0;
+		{
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			ok(decode_fails(f, blen, "root_pid"), "decode rejects root_pid 0");
+			free(f);
+		}
+		t->root_pid = -5;
+		{
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			ok(decode_fails(f, blen, "root_pid"), "decode rejects a negative root_pid");
+			free(f);
+		}
+		t->root_pid = 4012;
+
+		t->files[0]->sha256.len = 31;
+		{
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			ok(decode_fails(f, blen, "sha256"), "decode rejects a 31-byte sha256");
+			free(f);
+		}
+		t->files[0]->sha256.len = 32;
+
+		m->raw_bytes++;
+		{
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			ok(decode_fails(f, blen, "totals"), "decode rejects raw_bytes that do not add up");
+			free(f);
+			uint8_t *eb = NULL;
+			size_t el = 0;
+			om_error_t e = NULL;
+			ok(om_manifest_encode(m, &eb, &el, &e) < 0 && e && e->status == EINVAL && eb == NULL,
+			   "encode refuses an invalid manifest (EINVAL)");
+			om_error_release(&e);
+		}
+		m->raw_bytes--;
+
+		m->generation = 0;
+		{
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			ok(decode_fails(f, blen, "generation"), "decode rejects generation 0");
+			free(f);
+		}
+		m->generation = 7;
+	}
+
+	/* fuzzer finding: protobuf-c reads "80 00" as field number 0 but cannot
+	 * read back its own re-encoding of it */
+	{
+		Om__Manifest *small = om_manifest_new();
+		uint8_t *sb = NULL, *f, *payload;
+		size_t sl = 0, fl;
+
+		small->generation = 1;
+		small->node = strdup("n");
+		small->kernel = strdup("");
+		small->criu_version = strdup("");
+		small->omtools_version = strdup("");
+		if (om_manifest_encode(small, &sb, &sl, &err) < 0)
+			bail_out("encode");
+		payload = malloc(sl - 48 + 3);
+		memcpy(payload, sb + 16, sl - 48);
+		memcpy(payload + sl - 48, "\x80\x00\x05", 3);
+		f = frame(payload, sl - 48 + 3, 1, &fl);
+		ok(decode_fails(f, fl, "field number 0"), "decode rejects a non-minimally encoded field number 0");
+		if (corpus && *corpus)
+			write_seed(corpus, "regress-field0.pb", payload, sl - 48 + 3);
+		free(f);
+		free(payload);
+		free(sb);
+		om_manifest_free_built(small);
+	}
+
+	if (corpus && *corpus) {
+		Om__Manifest *small = sample_manifest(false);
+		uint8_t *sb = NULL;
+		size_t sl = 0;
+		/* whole manifests, and bare payloads (the fuzzer frames those itself) */
+		write_seed(corpus, "full.om", buf, len);
+		write_seed(corpus, "full.pb", buf + 16, len - 48);
+		if (om_manifest_encode(small, &sb, &sl, &err) == 0) {
+			write_seed(corpus, "small.om", sb, sl);
+			write_seed(corpus, "small.pb", sb + 16, sl - 48);
+		}
+		free(sb);
+		om_manifest_free_built(small);
+		small = om_manifest_new();
+		small->generation = 1;
+		small->node = strdup("n");
+		small->kernel = strdup("");
+		small->criu_version = strdup("");
+		small->omtools_version = strdup("");
+		sb = NULL;
+		if (om_manifest_encode(small, &sb, &sl, &err) == 0)
+			write_seed(corpus, "minimal.om", sb, sl);
+		free(sb);
+		om_manifest_free_built(small);
+		diag("wrote fuzzing seeds to %s", corpus);
+	}
+
+	free(buf);
+	free(buf2);
+	om_manifest_free_built(m);
+	om_error_release(&err);
+}
+
+/* ---- store ---- */
+
+static void write_file(const char *path, const void *buf, size_t len)
+{
+	om_error_t err = NULL;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0 || om_write_all(fd, buf, len) < 0)
+		bail_out("cannot write a test file");
+	close(fd);
+	om_error_release(&err);
+}
+
+static uint8_t *random_bytes(size_t len, uint64_t seed)
+{
+	uint8_t *b = malloc(len);
+	uint64_t x = seed | 1;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		b[i] = (uint8_t)(x >> 24);
+	}
+	return b;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	cleanup_free char *x = NULL;
+	cleanup_free char *y = NULL;
+	size_t lx = 0, ly = 0;
+	om_error_t err = NULL;
+	bool same = om_read_file(a, &x, &lx, &err) == 0 && om_read_file(b, &y, &ly, &err) == 0 && lx == ly &&
+		    memcmp(x, y, lx) == 0;
+	om_error_release(&err);
+	return same;
+}
+
+static size_t count_entries(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+#define BIG (5u << 20)
+
+static void make_images(const char *dir)
+{
+	cleanup_free char *p1 = om_strdup_printf("%s/empty.img", dir);
+	cleanup_free char *p2 = om_strdup_printf("%s/core-4012.img", dir);
+	cleanup_free char *p3 = om_strdup_printf("%s/pages-1.img", dir);
+	cleanup_free char *p4 = om_strdup_printf("%s/.hidden", dir);
+	cleanup_free char *p5 = om_strdup_printf("%s/subdir", dir);
+	cleanup_free char *p6 = om_strdup_printf("%s/link.img", dir);
+	uint8_t *big = random_bytes(BIG, 42);
+	om_error_t err = NULL;
+
+	if (om_mkdir_p(dir, 0700, &err) < 0)
+		bail_out("mkdir");
+	write_file(p1, "", 0);
+	write_file(p2, "hello, world\n", 13);
+	write_file(p3, big, BIG);
+	write_file(p4, "x", 1);
+	mkdir(p5, 0700);
+	if (symlink("pages-1.img", p6) < 0)
+		bail_out("symlink");
+	free(big);
+}
+
+static Om__Manifest *writer_manifest(void)
+{
+	Om__Manifest *m = om_manifest_new();
+	m->criu_version = strdup("4.1.1");
+	m->omtools_version = strdup("test");
+	return m;
+}
+
+static int write_gen(struct om_store *st, const char *kind, unsigned long id, const char *src, int workers,
+		     uint64_t *gen, om_error_t *err)
+{
+	struct om_gen_writer *w = NULL;
+	Om__Manifest *m = writer_manifest();
+	Om__TreeEntry *t = NULL;
+	int r = om_gen_begin(st, kind, id, 1, &w, err);
+
+	if (r == 0)
+		r = om_manifest_add_tree(m, 4012, &t, err);
+	if (r == 0)
+		r = om_gen_add_tree(w, src, t, 3, workers, err);
+	if (r == 0)
+		r = om_gen_commit(w, m, gen, err);
+	om_gen_writer_free(w);
+	om_manifest_free_built(m);
+	return r;
+}
+
+static void flip_byte(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	uint8_t c;
+	if (fd < 0 || pread(fd, &c, 1, off) != 1)
+		bail_out("flip byte");
+	c ^= 0x55;
+	if (pwrite(fd, &c, 1, off) != 1)
+		bail_out("flip byte");
+	close(fd);
+}
+
+static void test_store(void)
+{
+	cleanup_free char *store_path = path_in("store");
+	cleanup_free char *src = path_in("src");
+	cleanup_free char *id_dir = NULL;
+	struct om_store st;
+	om_error_t err = NULL;
+	uint64_t gen = 0, *gens = NULL;
+	unsigned long *ids = NULL;
+	size_t n = 0;
+	Om__Manifest *m = NULL;
+
+	make_images(src);
+	ok(om_store_open(&st, store_path, false, &err) < 0 && err->status == ENOENT,
+	   "opening a missing store for reading fails with ENOENT");
+	om_error_release(&err);
+	ok(om_store_open(&st, store_path, true, &err) == 0, "open (create) a store for writing");
+	show(&err);
+	id_dir = om_strdup_printf("%s/groups/3", st.path);
+	ok(count_entries(store_path, ".probe") == 0, "the writability probe is gone");
+
+	ok(om_store_list(&st, "groups", 3, &gens, &n, &err) == 0 && n == 0, "no generation in an empty store");
+	free(gens);
+	ok(om_gen_load_manifest(&st, "groups", 3, 0, &m, &err) < 0 && err->status == OM_ENOTFOUND &&
+		   msg_has(err, "no generation of group 3 in ") && msg_has(err, st.path),
+	   "newest of an empty group: not found");
+	show(&err);
+	ok(om_gen_load_manifest(&st, "pids", 123, 0, &m, &err) < 0 && err->status == OM_ENOTFOUND &&
+		   msg_has(err, "no generation of PID 123 in "),
+	   "newest of an unknown PID: not found");
+	show(&err);
+	ok(om_gen_begin(&st, "bogus", 1, 0, &(struct om_gen_writer *){ NULL }, &err) < 0 && err->status == EINVAL,
+	   "an unknown namespace is refused");
+	om_error_release(&err);
+
+	ok(write_gen(&st, "groups", 3, src, 0, &gen, &err) == 0 && gen == 1, "first commit publishes gen-1");
+	show(&err);
+	ok(write_gen(&st, "groups", 3, src, 2, &gen, &err) == 0 && gen == 2,
+	   "second commit (2 zstd workers) publishes gen-2");
+	show(&err);
+
+	/* an aborted writer */
+	{
+		struct om_gen_writer *w = NULL;
+		Om__Manifest *am = writer_manifest();
+		Om__TreeEntry *t = NULL;
+		bool good = om_gen_begin(&st, "groups", 3, 1, &w, &err) == 0 &&
+			    om_manifest_add_tree(am, 99, &t, &err) == 0 && om_gen_add_tree(w, src, t, 1, 0, &err) == 0;
+		ok(good && count_entries(id_dir, ".tmp-") == 1, "a writer works in one .tmp- directory");
+
+		/* lock contention */
+		{
+			struct om_gen_writer *w2 = NULL;
+			om_error_t e2 = NULL;
+			double t0 = om_now();
+			ok(om_gen_begin(&st, "groups", 3, 0.2, &w2, &e2) < 0 && w2 == NULL && e2 &&
+				   e2->status == EWOULDBLOCK &&
+				   msg_has(e2, "group 3 is being checkpointed by another omckpt") &&
+				   om_now() - t0 >= 0.19,
+			   "a second writer waits, then fails with EWOULDBLOCK");
+			show(&e2);
+			om_error_release(&e2);
+		}
+		om_gen_writer_free(w);
+		om_manifest_free_built(am);
+		ok(count_entries(id_dir, ".tmp-") == 0, "freeing an uncommitted writer removes its tmp directory");
+		ok(om_store_list(&st, "groups", 3, &gens, &n, &err) == 0 && n == 2 && gens[0] == 1 && gens[1] == 2,
+		   "the aborted writer published nothing: generations are [1, 2]");
+		free(gens);
+		gens = NULL;
+	}
+
+	/* a stale tmp directory of a dead writer and an incomplete gen-N */
+	{
+		cleanup_free char *stale = om_strdup_printf("%s/.tmp-%s-999999999-0", id_dir, om_node_name());
+		cleanup_free char *incomplete = om_strdup_printf("%s/gen-9", id_dir);
+		cleanup_free char *junk = om_strdup_printf("%s/gen-07x", id_dir);
+		mkdir(stale, 0700);
+		mkdir(incomplete, 0700);
+		mkdir(junk, 0700);
+		ok(om_store_list(&st, "groups", 3, &gens, &n, &err) == 0 && n == 2,
+		   "dirs without a manifest and dot entries are not listed");
+		free(gens);
+		gens = NULL;
+		int r = write_gen(&st, "groups", 3, src, 0, &gen, &err);
+		ok(r == 0 && gen == 10, "a commit takes max(gen-N)+1 even over an incomplete gen-9 (got %llu)",
+		   (unsigned long long)gen);
+		show(&err);
+		ok(access(stale, F_OK) < 0, "a writer removes the tmp directory of a dead writer of this node");
+		rmdir(incomplete);
+		rmdir(junk);
+	}
+
+	ok(write_gen(&st, "pids", 77, src, 0, &gen, &err) == 0 && gen == 1, "commit for a PID publishes pids/77/gen-1");
+	show(&err);
+	ok(om_store_list_ids(&st, "groups", &ids, &n, &err) == 0 && n == 1 && ids[0] == 3, "list group ids: [3]");
+	free(ids);
+	ok(om_store_list_ids(&st, "pids", &ids, &n, &err) == 0 && n == 1 && ids[0] == 77, "list PID ids: [77]");
+	free(ids);
+	ok(om_gen_load_manifest(&st, "pids", 77, 0, &m, &err) == 0 && m->group == 0 && m->has_single_pid &&
+		   m->single_pid == 77,
+	   "a PID generation records group 0 and single_pid");
+	om_manifest_free(m);
+	m = NULL;
+
+	ok(om_gen_load_manifest(&st, "groups", 3, 0, &m, &err) == 0 && m->generation == 10 && m->group == 3,
+	   "load newest: generation 10 of group 3");
+	show(&err);
+	om_manifest_free(m);
+	m = NULL;
+	ok(om_gen_load_manifest(&st, "groups", 3, 5, &m, &err) < 0 && err->status == OM_ENOTFOUND,
+	   "load a missing generation: not found");
+	show(&err);
+	ok(om_gen_load_manifest(&st, "groups", 3, 2, &m, &err) == 0 && m->generation == 2, "load gen 2");
+	show(&err);
+	if (m == NULL)
+		bail_out("cannot continue without a manifest");
+
+	{
+		const Om__TreeEntry *t = m->trees[0];
+		ok(m->n_trees == 1 && t->n_files == 3 && !strcmp(t->files[0]->name, "core-4012.img") &&
+			   !strcmp(t->files[1]->name, "empty.img") && !strcmp(t->files[2]->name, "pages-1.img") &&
+			   t->files[2]->size == BIG && t->files[1]->size == 0 && t->files[2]->mode == 0640,
+		   "the tree lists the 3 regular files sorted, without dotfiles, dirs or symlinks");
+		ok(m->raw_bytes == BIG + 13 && m->stored_bytes == t->files[0]->stored_size + t->files[1]->stored_size +
+									  t->files[2]->stored_size,
+		   "raw_bytes and stored_bytes are the sums");
+		ok(m->node && m->node[0] && m->kernel && m->kernel[0] && m->time_unix_ns > 0,
+		   "commit filled node, kernel and time");
+	}
+	{
+		cleanup_free char *zst = om_strdup_printf("%s/gen-2/tree-4012/pages-1.img.zst", id_dir);
+		struct stat sb;
+		ok(stat(zst, &sb) == 0 && (sb.st_mode & 0777) == 0600, "stored files are 0600");
+		cleanup_free char *gd = om_strdup_printf("%s/gen-2", id_dir);
+		ok(stat(gd, &sb) == 0 && (sb.st_mode & 0777) == 0700, "generation directories are 0700");
+		cleanup_free char *mf = om_strdup_printf("%s/gen-2/manifest.om", id_dir);
+		ok(stat(mf, &sb) == 0 && (sb.st_mode & 0777) == 0600, "the manifest is 0600");
+	}
+
+	ok(om_gen_verify(&st, "groups", 3, m, &err) == 0, "verify a good generation");
+	show(&err);
+	{
+		cleanup_free char *out = path_in("out");
+		cleanup_free char *a = om_strdup_printf("%s/pages-1.img", src);
+		cleanup_free char *b = om_strdup_printf("%s/pages-1.img", out);
+		cleanup_free char *c = om_strdup_printf("%s/empty.img", src);
+		cleanup_free char *d = om_strdup_printf("%s/empty.img", out);
+		cleanup_free char *e = om_strdup_printf("%s/core-4012.img", src);
+		cleanup_free char *f = om_strdup_printf("%s/core-4012.img", out);
+		ok(om_gen_extract_tree(&st, "groups", 3, m, m->trees[0], out, &err) == 0, "extract the tree");
+		show(&err);
+		ok(same_file(a, b) && same_file(c, d) && same_file(e, f) && count_entries(out, "") == 5,
+		   "extracted files (5 MiB random, empty, small) equal the originals");
+	}
+
+	/* corruption */
+	{
+		cleanup_free char *zst = om_strdup_printf("%s/gen-2/tree-4012/pages-1.img.zst", id_dir);
+		cleanup_free char *zst2 = om_strdup_printf("%s/gen-2/tree-4012/core-4012.img.zst", id_dir);
+		cleanup_free char *moved = om_strdup_printf("%s.moved", zst2);
+		cleanup_free char *out2 = path_in("out2");
+		cleanup_free char *expect = om_strdup_printf("checksum mismatch in %s", zst);
+		struct stat sb;
+
+		stat(zst, &sb);
+		flip_byte(zst, sb.st_size / 2);
+		ok(om_gen_verify(&st, "groups", 3, m, &err) < 0 && err->status == OM_ECORRUPT && msg_has(err, expect),
+		   "verify detects a flipped byte and names the file");
+		show(&err);
+		ok(om_gen_extract_tree(&st, "groups", 3, m, m->trees[0], out2, &err) < 0 && err->status == OM_ECORRUPT &&
+			   msg_has(err, expect),
+		   "extract detects it too");
+		show(&err);
+		ok(access(out2, F_OK) < 0, "a failed extract leaves no output behind");
+		flip_byte(zst, sb.st_size / 2);
+		ok(om_gen_verify(&st, "groups", 3, m, &err) == 0, "verify passes again once the byte is restored");
+
+		stat(zst2, &sb);
+		if (truncate(zst2, sb.st_size - 3) < 0)
+			bail_out("truncate");
+		ok(om_gen_verify(&st, "groups", 3, m, &err) < 0 && err->status == OM_ECORRUPT && msg_has(err, zst2),
+		   "verify detects a truncated .zst and names it");
+		show(&err);
+		ok(om_gen_extract_tree(&st, "groups", 3, m, m->trees[0], out2, &err) < 0 && msg_has(err, zst2) &&
+			   access(out2, F_OK) < 0,
+		   "extract refuses the truncated file and removes its output");
+		rename(zst2, moved);
+		ok(om_gen_verify(&st, "groups", 3, m, &err) < 0 && err->status == OM_ECORRUPT && msg_has(err, "missing") &&
+			   msg_has(err, zst2),
+		   "verify reports a missing file as corrupt");
+		show(&err);
+		rename(moved, zst2);
+
+		/* a corrupt manifest */
+		cleanup_free char *mf = om_strdup_printf("%s/gen-1/manifest.om", id_dir);
+		flip_byte(mf, 20);
+		ok(om_gen_load_manifest(&st, "groups", 3, 1, &(Om__Manifest *){ NULL }, &err) < 0 &&
+			   err->status == OM_ECORRUPT && msg_has(err, mf),
+		   "a corrupt manifest gives OM_ECORRUPT naming it");
+		show(&err);
+		flip_byte(mf, 20);
+	}
+	om_manifest_free(m);
+
+	/* the stream layer: truncated and garbage zstd */
+	{
+		cleanup_free char *raw = path_in("raw");
+		cleanup_free char *z = path_in("raw.zst");
+		uint8_t *data = random_bytes(300000, 7);
+		struct om_stream_stats s;
+		int in, out;
+		bool good;
+
+		memset(data, 'a', 100000); /* partly compressible */
+		write_file(raw, data, 300000);
+		in = open(raw, O_RDONLY);
+		out = open(z, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		good = om_compress_fd(in, out, 5, 0, raw, &s, &err) == 0 && s.raw_bytes == 300000 &&
+		       s.stored_bytes < 300000;
+		close(in);
+		close(out);
+		ok(good, "om_compress_fd counts raw and stored bytes");
+		in = open(z, O_RDONLY);
+		out = open("/dev/null", O_WRONLY);
+		ok(om_decompress_fd(in, out, s.sha256, z, NULL, &err) == 0, "om_decompress_fd with the right sha256");
+		close(in);
+		if (truncate(z, (off_t)s.stored_bytes - 10) < 0)
+			bail_out("truncate");
+		in = open(z, O_RDONLY);
+		ok(om_decompress_fd(in, out, NULL, z, NULL, &err) < 0 && err->status == OM_ECORRUPT &&
+			   msg_has(err, "truncated zstd frame in"),
+		   "a truncated frame is detected without a sha256");
+		show(&err);
+		close(in);
+		write_file(z, data + 200000, 1000);
+		in = open(z, O_RDONLY);
+		ok(om_decompress_fd(in, out, NULL, z, NULL, &err) < 0 && err->status == OM_ECORRUPT &&
+			   msg_has(err, "corrupt zstd data"),
+		   "garbage is detected as corrupt zstd");
+		show(&err);
+		close(in);
+		write_file(z, "", 0);
+		in = open(z, O_RDONLY);
+		ok(om_decompress_fd(in, out, NULL, z, NULL, &err) < 0 && err->status == OM_ECORRUPT,
+		   "an empty file is not a zstd frame");
+		close(in);
+		close(out);
+		free(data);
+	}
+
+	if (getenv("OM_TEST_KEEP"))
+		diag("store kept at %s (a generation: %s/gen-2)", st.path, id_dir);
+	om_store_close(&st);
+	om_error_release(&err);
+}
+
+static void test_resolve(void)
+{
+	cleanup_free char *conf = path_in("omtools.conf");
+	cleanup_free char *missing = path_in("no-such.conf");
+	static const char text[] = "# omtools configuration\n"
+				   "\n"
+				   "  other = 1\n"
+				   "storex = /nope\n"
+				   "   store   =   /srv/om store   # the shared store\n";
+	char *p;
+
+	write_file(conf, text, sizeof(text) - 1);
+	setenv("OM_CONFIG", conf, 1);
+	setenv("OM_STORE", "/from/env", 1);
+	p = om_store_resolve_path("/explicit");
+	ok(p && !strcmp(p, "/explicit"), "resolve: an explicit path wins");
+	free(p);
+	p = om_store_resolve_path(NULL);
+	ok(p && !strcmp(p, "/from/env"), "resolve: then $OM_STORE");
+	free(p);
+	unsetenv("OM_STORE");
+	p = om_store_resolve_path(NULL);
+	ok(p && !strcmp(p, "/srv/om store"), "resolve: then `store =` in $OM_CONFIG (got %s)", p ? p : "NULL");
+	free(p);
+	setenv("OM_CONFIG", missing, 1);
+	p = om_store_resolve_path(NULL);
+	ok(p && !strcmp(p, OM_DEFAULT_STORE), "resolve: then %s", OM_DEFAULT_STORE);
+	free(p);
+	unsetenv("OM_CONFIG");
+}
+
+static void test_readonly(void)
+{
+	cleanup_free char *ro = path_in("ro");
+	cleanup_free char *existing = path_in("ro/store");
+	cleanup_free char *fresh = path_in("ro/new/store");
+	struct om_store st;
+	om_error_t err = NULL;
+
+	mkdir(ro, 0700);
+	mkdir(existing, 0700);
+	if (geteuid() != 0 || mount(ro, ro, NULL, MS_BIND, NULL) < 0) {
+		skip(3, "cannot bind-mount (needs root)");
+		return;
+	}
+	if (mount(NULL, ro, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+		umount2(ro, MNT_DETACH);
+		skip(3, "cannot remount read-only");
+		return;
+	}
+	ok(om_store_open(&st, existing, true, &err) < 0 && err->status == EROFS && msg_has(err, existing) &&
+		   msg_has(err, "not writable"),
+	   "a store on a read-only mount is refused for writing");
+	show(&err);
+	ok(om_store_open(&st, fresh, true, &err) < 0 && err->status == EROFS && msg_has(err, fresh),
+	   "creating a store on a read-only mount fails");
+	show(&err);
+	ok(om_store_open(&st, existing, false, &err) == 0, "but it opens for reading");
+	om_store_close(&st);
+	if (umount2(ro, 0) < 0)
+		umount2(ro, MNT_DETACH);
+	om_error_release(&err);
+}
+
+int main(void)
+{
+	om_error_t err = NULL;
+	int rc;
+
+	if (mkdtemp(tmproot) == NULL)
+		bail_out("mkdtemp");
+	unsetenv("OM_STORE");
+	test_codec();
+	test_store();
+	test_resolve();
+	test_readonly();
+	rc = done_testing();
+	if (getenv("OM_TEST_KEEP"))
+		diag("kept %s", tmproot);
+	else if (om_rm_rf_at(AT_FDCWD, tmproot, &err) < 0)
+		diag("cleanup: %s", err->msg);
+	om_error_release(&err);
+	return rc;
+}
