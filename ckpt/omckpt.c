@@ -114,8 +114,16 @@ int main(int argc, char **argv)
 		return om_cli_usage_error(prog, "unexpected argument");
 	if ((o.group == 0) == (o.pid == 0))
 		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
-	if (om_checkpoint(&o, &r, &err) < 0)
-		return om_cli_fail(prog, &err);
+	sigset_t held;
+	int rc;
+
+	om_cli_hold_signals(&held);
+	rc = om_checkpoint(&o, &r, &err);
+	if (rc < 0) {
+		rc = om_cli_fail(prog, &err);
+		om_cli_release_signals(&held);
+		return rc;
+	}
 	if (!quiet) {
 		if (o.group)
 			printf("group %lu: ", o.group);
@@ -128,5 +136,6 @@ int main(int argc, char **argv)
 		       r.total_seconds, o.leave_running ? ", left running" : ", stopped");
 	}
 	om_ckpt_result_release(&r);
+	om_cli_release_signals(&held);
 	return 0;
 }

@@ -5,6 +5,7 @@
 
 #include "error.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,25 @@ static inline int om_cli_version(const char *prog)
 {
 	printf("%s (omtools) %s\n", prog, PACKAGE_VERSION);
 	return 0;
+}
+
+/* A checkpoint or restore must not be cut in half by ^C, a hang-up or a
+ * plain kill: hold those signals while it runs (the criu child inherits the
+ * mask), and let a pending one take effect once the group is safe again. */
+static inline void om_cli_hold_signals(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+static inline void om_cli_release_signals(const sigset_t *old)
+{
+	sigprocmask(SIG_SETMASK, old, NULL);
 }
 
 #endif

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "cli.h"
 #include "group.h"
+#include "proc.h"
 #include "restore.h"
 #include "util.h"
 
@@ -29,7 +30,7 @@ static void usage(void)
 	       "  -h, --help            show this help\n"
 	       "  -V, --version         show the version\n\n"
 	       "Exit status: 0 ok, 1 failure, 2 usage, 3 no such generation, 4 corrupt or\n"
-	       "unreadable store, 5 CRIU failed, 6 a PID is taken.\n",
+	       "unreadable store, 5 CRIU failed, 6 a PID is taken or another omrestore of it runs here.\n",
 	       prog, prog);
 }
 
@@ -94,16 +95,33 @@ int main(int argc, char **argv)
 		return om_cli_usage_error(prog, "unexpected argument");
 	if ((o.group == 0) == (o.pid == 0))
 		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
-	if (om_restore(&o, &r, &err) < 0)
-		return om_cli_fail(prog, &err);
+	sigset_t held;
+	int rc;
+
+	om_cli_hold_signals(&held);
+	rc = om_restore(&o, &r, &err);
+	if (rc < 0) {
+		rc = om_cli_fail(prog, &err);
+		om_cli_release_signals(&held);
+		return rc;
+	}
 	if (!quiet) {
 		for (size_t i = 0; i < r.m->n_trees; i++)
 			for (size_t j = 0; j < r.m->trees[i]->n_procs; j++) {
 				const Om__ProcEntry *p = r.m->trees[i]->procs[j];
+				struct om_proc now;
+				om_error_t tmp = NULL;
+				char state = '?';
+
+				if (om_proc_read(p->pid, &now, false, &tmp) == 0) {
+					state = now.state;
+					om_proc_release(&now);
+				}
+				om_error_release(&tmp);
 				printf("%d with commandline %s restored", p->pid, p->cmdline ? p->cmdline : p->comm);
 				if (r.m->group)
 					printf(" in group %u", r.m->group);
-				printf("\n");
+				printf(" (state %c)\n", state);
 			}
 		fprintf(stderr, "%s: generation %llu of %s %lu restored from node %s (%zu tree%s, %.2f s)\n", prog,
 			(unsigned long long)r.generation, o.group ? "miggroup" : "PID",
@@ -111,5 +129,6 @@ int main(int argc, char **argv)
 			r.seconds);
 	}
 	om_restore_result_release(&r);
+	om_cli_release_signals(&held);
 	return 0;
 }

@@ -65,7 +65,7 @@ restored_lines() {
 	local f=$1 p bad=
 	shift
 	for p in "$@"; do
-		grep -Eq "^$p with commandline .* restored in group $G\$" "$f" || bad="$bad $p"
+		grep -Eq "^$p with commandline .* restored in group $G \(state [A-Za-z]\)\$" "$f" || bad="$bad $p"
 	done
 	[ -z "$bad" ] && return 0
 	diag "omrestore printed no line for:$bad"
