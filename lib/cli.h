@@ -30,6 +30,23 @@ static inline int om_cli_version(const char *prog)
 	return 0;
 }
 
+/* The options every command has. */
+#define OM_CLI_COMMON_OPTIONS {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
+
+/* The getopt cases every command shares (-h, -V, unknown): the exit status to return now. */
+static inline int om_cli_common_option(int c, const char *prog, void (*usage)(void))
+{
+	switch (c) {
+	case 'h':
+		usage();
+		return OM_EXIT_OK;
+	case 'V':
+		return om_cli_version(prog);
+	default:
+		return om_cli_usage_error(prog, "unknown option");
+	}
+}
+
 /* A checkpoint or restore must not be cut in half by ^C, a hang-up or a
  * plain kill: hold those signals while it runs (the criu child inherits the
  * mask), and let a pending one take effect once the group is safe again. */

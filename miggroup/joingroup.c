@@ -23,8 +23,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'V'},
+					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	struct om_cg cg;
@@ -37,13 +36,8 @@ int main(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
-		case 'h':
-			usage();
-			return 0;
-		case 'V':
-			return om_cli_version(prog);
 		default:
-			return om_cli_usage_error(prog, "unknown option");
+			return om_cli_common_option(c, prog, usage);
 		}
 	}
 	npids = argc - optind - 1;

@@ -27,8 +27,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
 					     {"output", required_argument, NULL, 'o'},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'V'},
+					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	cleanup_free char *logabs = NULL;
@@ -47,13 +46,8 @@ int main(int argc, char **argv)
 		case 'o':
 			log = optarg;
 			break;
-		case 'h':
-			usage();
-			return 0;
-		case 'V':
-			return om_cli_version(prog);
 		default:
-			return om_cli_usage_error(prog, "unknown option");
+			return om_cli_common_option(c, prog, usage);
 		}
 	}
 	if (id == 0)

@@ -22,8 +22,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'V'},
+					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	cleanup_free pid_t *pids = NULL;
@@ -38,13 +37,8 @@ int main(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
-		case 'h':
-			usage();
-			return 0;
-		case 'V':
-			return om_cli_version(prog);
 		default:
-			return om_cli_usage_error(prog, "unknown option");
+			return om_cli_common_option(c, prog, usage);
 		}
 	}
 	if (optind != argc - 1)

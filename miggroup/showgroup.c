@@ -69,8 +69,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
 					     {"all", no_argument, NULL, 'a'},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'V'},
+					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	struct om_cg cg;
@@ -85,13 +84,8 @@ int main(int argc, char **argv)
 		case 'a':
 			every = true;
 			break;
-		case 'h':
-			usage();
-			return 0;
-		case 'V':
-			return om_cli_version(prog);
 		default:
-			return om_cli_usage_error(prog, "unknown option");
+			return om_cli_common_option(c, prog, usage);
 		}
 	}
 	if (every ? optind != argc : optind != argc - 1)

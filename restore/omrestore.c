@@ -43,8 +43,7 @@ int main(int argc, char **argv)
 					     {"work-dir", required_argument, NULL, 'w'},
 					     {"pid-wait", required_argument, NULL, 'W'},
 					     {"quiet", no_argument, NULL, 'q'},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'V'},
+					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	struct om_restore_opts o = {.pid_wait = 3};
@@ -82,13 +81,8 @@ int main(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
-		case 'h':
-			usage();
-			return 0;
-		case 'V':
-			return om_cli_version(prog);
 		default:
-			return om_cli_usage_error(prog, "unknown option");
+			return om_cli_common_option(c, prog, usage);
 		}
 	}
 	if (optind != argc)
