@@ -364,6 +364,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	struct om_store st = {.path = NULL, .fd = -1};
 	struct om_gen_writer *w = NULL;
 	cleanup_free char *store_path = NULL;
+	cleanup_close int lock_fd = -1;
+	char lockname[64];
 	const char *kind = o->group ? "groups" : "pids";
 	unsigned long id = o->group ? o->group : (unsigned long)o->pid;
 	char criu_ver[32];
@@ -380,12 +382,22 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	if (om_criu_version(criu_ver, sizeof(criu_ver), err) < 0)
 		return -1;
 
+	/* one omckpt per group and node: then a leaf found frozen now was left
+	 * so by an omckpt that was killed, and is thawed before we start */
+	snprintf(lockname, sizeof(lockname), "ckpt-%s-%lu", kind, id);
+	if (om_node_lock(lockname, &lock_fd, err) < 0) {
+		if ((*err)->status == EWOULDBLOCK)
+			om_make_error(err, EWOULDBLOCK, "another omckpt of %s %lu is running on this node",
+				      o->group ? "miggroup" : "PID", id);
+		goto out;
+	}
 	if (o->group) {
 		if (!om_group_exists(&c.cg, o->group)) {
 			om_make_error(err, OM_ENOTFOUND, "unknown miggroup %lu", o->group);
 			goto out;
 		}
-		if (om_group_normalize(&c.cg, o->group, err) < 0 || om_group_load(&c.cg, o->group, &c.g, err) < 0)
+		if (om_group_normalize(&c.cg, o->group, err) < 0 || om_group_load(&c.cg, o->group, &c.g, err) < 0 ||
+		    om_group_thaw(&c.g, err) < 0)
 			goto out;
 		if (c.g.n_trees == 0) {
 			om_make_error(err, OM_ENOTFOUND, "miggroup %lu has no members", o->group);

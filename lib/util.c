@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -211,6 +212,30 @@ int om_rm_rf_at(int dfd, const char *path, om_error_t *err)
 	closedir(d);
 	if (unlinkat(dfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		return om_make_error(err, errno, "rmdir `%s`", path);
+	return 0;
+}
+
+int om_node_lock(const char *name, int *fd, om_error_t *err)
+{
+	const char *rundir = getenv("OM_RUNDIR");
+	cleanup_free char *path = NULL;
+
+	if (rundir == NULL || *rundir == '\0')
+		rundir = "/run/omtools";
+	if (om_mkdir_p(rundir, 0700, err) < 0)
+		return -1;
+	path = om_strdup_printf("%s/%s.lock", rundir, name);
+	if (path == NULL)
+		return om_make_error(err, ENOMEM, "lock %s", name);
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return om_make_error(err, errno, "open `%s`", path);
+	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(*fd);
+		*fd = -1;
+		return om_make_error(err, e == EWOULDBLOCK ? EWOULDBLOCK : e, "lock `%s`", path);
+	}
 	return 0;
 }
 

@@ -42,6 +42,10 @@ int om_mkdir_p(const char *path, mode_t mode, om_error_t *err);
 /* rm -rf; ENOENT is not an error. */
 int om_rm_rf_at(int dirfd, const char *path, om_error_t *err);
 
+/* A node-local lock: flock(LOCK_EX|LOCK_NB) on /run/omtools/<name>.lock.
+ * EWOULDBLOCK when another process holds it; the lock lives as long as *fd. */
+int om_node_lock(const char *name, int *fd, om_error_t *err);
+
 /* Parse a non-negative decimal integer (whole string); <0 on error. */
 int om_parse_uint(const char *s, unsigned long max, unsigned long *out);
 /* Parse a positive PID. */

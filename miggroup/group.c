@@ -173,6 +173,9 @@ static int load_leaf(const struct om_cg *cg, struct om_group *g, pid_t leaf, om_
 			t->root = r;
 			t->leaf = leaf;
 			snprintf(t->cgpath, sizeof(t->cgpath), "%s", path);
+			om_error_t fz = NULL;
+			t->frozen = om_cg_is_frozen(cg, path, &fz) == 1;
+			om_error_release(&fz);
 		}
 		struct om_member *nmem = realloc(t->members, (t->n_members + 1) * sizeof(*nmem));
 		if (nmem == NULL)
@@ -359,6 +362,9 @@ int om_group_reset(const struct om_cg *cg, unsigned long id, pid_t **pids, size_
 			size_t np = 0;
 
 			om_cg_tree_path(cg, id, leaves[i], tpath);
+			om_error_t tz = NULL;
+			if (om_cg_thaw(cg, tpath, &tz) < 0) /* a leaf left frozen by a killed omckpt */
+				om_error_release(&tz);
 			if (om_cg_procs(tpath, &procs, &np, err) < 0)
 				return -1;
 			for (size_t j = 0; j < np; j++) {

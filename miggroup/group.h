@@ -25,6 +25,7 @@ struct om_tree {
 	char cgpath[PATH_MAX]; /* the leaf cgroup */
 	struct om_member *members;
 	size_t n_members;
+	bool frozen;           /* the leaf is frozen right now */
 };
 
 struct om_group {

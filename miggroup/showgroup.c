@@ -32,7 +32,8 @@ static void print_json(const struct om_group *g, bool first)
 	printf("{\"group\":%lu,\"backend\":\"%s\",\"trees\":[", g->id, om_cg_name(&g->cg));
 	for (size_t i = 0; i < g->n_trees; i++) {
 		const struct om_tree *t = &g->trees[i];
-		printf("%s{\"root\":%d,\"members\":[", i ? "," : "", (int)t->root);
+		printf("%s{\"root\":%d,\"frozen\":%s,\"members\":[", i ? "," : "", (int)t->root,
+		       t->frozen ? "true" : "false");
 		for (size_t j = 0; j < t->n_members; j++) {
 			const struct om_member *m = &t->members[j];
 			printf("%s{\"pid\":%d,\"ppid\":%d,\"state\":\"%c\",\"cmdline\":", j ? "," : "", (int)m->pid,

@@ -13,7 +13,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 
 void om_restore_result_release(struct om_restore_result *res)
@@ -145,18 +144,15 @@ static void kill_trees(const Om__Manifest *m, size_t upto)
 
 static int lock_restore(const char *kind, unsigned long id, int *fd, om_error_t *err)
 {
-	char path[PATH_MAX];
-	const char *rundir = "/run/omtools";
+	char name[64];
 
-	if (om_mkdir_p(rundir, 0700, err) < 0)
+	snprintf(name, sizeof(name), "restore-%s-%lu", kind, id);
+	if (om_node_lock(name, fd, err) < 0) {
+		if ((*err)->status == EWOULDBLOCK)
+			return om_make_error(err, EWOULDBLOCK, "another omrestore of %s %lu is running on this node",
+					     strcmp(kind, "groups") ? "PID" : "miggroup", id);
 		return -1;
-	snprintf(path, sizeof(path), "%s/restore-%s-%lu.lock", rundir, kind, id);
-	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (*fd < 0)
-		return om_make_error(err, errno, "open `%s`", path);
-	if (flock(*fd, LOCK_EX | LOCK_NB) < 0)
-		return om_make_error(err, EWOULDBLOCK, "another omrestore of %s %lu is running on this node",
-				     strcmp(kind, "groups") ? "PID" : "miggroup", id);
+	}
 	return 0;
 }
 
@@ -198,21 +194,22 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	c.use_group = m->group != 0;
 	if (c.use_group && om_cg_init(&c.cg, err) < 0)
 		goto out;
-	/* nothing starts unless every stored byte is what was written */
-	if (om_gen_verify(&st, kind, id, m, err) < 0)
-		goto out;
-	if (wait_pids_free(m, o->pid_wait, err) < 0)
-		goto out;
 	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/restore-%s%lu-%d", om_workdir(o->workdir),
 		 o->group ? "g" : "p", id, (int)getpid());
 	if (om_rm_rf_at(AT_FDCWD, c.scratch, err) < 0 || om_mkdir_p(c.scratch, 0700, err) < 0)
 		goto out;
+	/* every tree is decompressed, and every stored byte checked against its
+	 * SHA-256, before the first process is restored: a corrupt generation
+	 * restores nothing */
 	for (size_t i = 0; i < m->n_trees; i++) {
 		char img[PATH_MAX];
 		snprintf(img, sizeof(img), "%.3000s/%s/img", c.scratch, m->trees[i]->dir);
 		if (om_gen_extract_tree(&st, kind, id, m, m->trees[i], img, err) < 0)
 			goto out;
 	}
+
+	if (wait_pids_free(m, o->pid_wait, err) < 0)
+		goto out;
 
 	snprintf(name, sizeof(name), "omkeeper-%s%lu", o->group ? "g" : "p", id);
 	if (om_keeper_spawn(name, restore_fn, &c, &report, err) < 0)

@@ -1,0 +1,74 @@
+#!/bin/bash
+# shellcheck disable=SC2317  # functions are invoked indirectly through ok/check
+# t50-recovery.sh — an omckpt that was killed (kill -9) can leave a group
+# frozen; the next omckpt on the node, or resetgroup, thaws it. Two omckpt of
+# one group on one node never run at once (the second exits 6), and ^C/SIGTERM
+# during a checkpoint does not leave the group frozen.
+set -u
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
+group_ids 5000
+
+# freeze_leaf : freeze the leaf of tree x by hand, as a killed omckpt leaves it.
+freeze_leaf() {
+	local leaf
+	leaf=$(cg_root)/omtools/g$G/t$(pids_of x | head -1)
+	if [ "$OM_CGROUP" = v1 ]; then echo FROZEN >"$leaf/freezer.state"; else echo 1 >"$leaf/cgroup.freeze"; fi
+	for _ in $(seq 100); do
+		if [ "$OM_CGROUP" = v1 ]; then grep -q '^FROZEN' "$leaf/freezer.state" && return 0
+		else grep -q '^frozen 1' "$leaf/cgroup.events" && return 0; fi
+		sleep 0.02
+	done
+	return 1
+}
+
+json_frozen() { "$SHOWGROUP" --json "$G" | grep -q "\"frozen\":$1"; }
+stalled() { ! advancing x; }
+
+for cg in v2 v1; do
+	have_backend $cg || { skip "[$cg] backend" "not available here"; continue; }
+	export OM_CGROUP=$cg
+	new_group
+	diag "backend $cg, group $G"
+	ok "[$cg] omrun a worker in group $G" start_worker x --mem 16 --children 1
+	ok "[$cg] worker ready" wait_ready x
+
+	# a leaf left frozen, as by an omckpt killed with -9
+	ok "[$cg] freeze the leaf by hand" freeze_leaf
+	ok "[$cg] showgroup --json says frozen" json_frozen true
+	ok "[$cg] the worker is stalled" stalled
+	check "[$cg] omckpt --leave-running thaws the stale freeze and checkpoints" "$OMCKPT" --leave-running -g "$G"
+	ok "[$cg] showgroup --json says not frozen" json_frozen false
+	ok "[$cg] the worker runs again" advancing x
+
+	# resetgroup thaws too
+	ok "[$cg] freeze the leaf by hand again" freeze_leaf
+	xpids=$(pids_of x | tr '\n' ' ')
+	check "[$cg] resetgroup of a frozen group" "$RESETGROUP" "$G"
+	ok "[$cg] the worker runs after resetgroup" advancing x
+	check "[$cg] the worker rejoins" "$JOINGROUP" "$(pids_of x | head -1)" "$G"
+
+	# one omckpt of a group per node at a time
+	mkdir -p /run/omtools
+	flock /run/omtools/ckpt-groups-"$G".lock sleep 3 &
+	holder=$!
+	sleep 0.3
+	check_rc 6 "[$cg] omckpt while another holds the group's node lock exits 6" "$OMCKPT" -g "$G"
+	like "$ERR" "another omckpt" "[$cg] ... and says so"
+	ok "[$cg] ... and the worker keeps running" advancing x
+	wait $holder
+
+	# SIGTERM in the middle of a checkpoint: it finishes, the group is not left frozen
+	"$OMCKPT" --leave-running -g "$G" >/dev/null 2>&1 &
+	ck=$!
+	sleep 0.05
+	kill -TERM $ck 2>/dev/null
+	wait $ck
+	ok "[$cg] after SIGTERM to omckpt the group is not frozen" json_frozen false
+	ok "[$cg] ... and the worker runs" advancing x
+	# shellcheck disable=SC2086
+	ok "[$cg] ... with all its processes" all_alive $xpids
+	finish_ok x
+done
+
+done_testing
