@@ -5,6 +5,7 @@
 #include "keeper.h"
 #include "util.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 
@@ -61,8 +62,13 @@ int main(int argc, char **argv)
 		logabs = om_strdup_printf("%s/%s", cwd, log);
 		log = logabs;
 	}
-	if (om_cg_init(&cg, &err) < 0 || om_keeper_run(&cg, id, argv + optind, log, &pid, &err) < 0)
+	if (om_cg_init(&cg, &err) < 0)
 		return om_cli_fail(prog, &err);
+	if (om_keeper_run(&cg, id, argv + optind, log, &pid, &err) < 0) {
+		if (err->status == ENOENT) /* the command (or the log's directory) */
+			om_error_set_exit(&err, OM_EXIT_NOTFOUND);
+		return om_cli_fail(prog, &err);
+	}
 	printf("%d\n", (int)pid);
 	return 0;
 }
