@@ -26,6 +26,7 @@ say "start two workers in miggroup $G with omrun, and one unrelated process tree
 run omrun -g "$G" -- "$W" --dir "$D" --name worker1 --mem 64 --children 2
 run omrun -g "$G" -- "$W" --dir "$D" --name worker2 --mem 64 --children 1
 setsid "$W" --dir "$D" --name worker3 --mem 64 --children 1 </dev/null >/dev/null 2>&1 &
+disown
 for n in worker1 worker2 worker3; do wait_ready $n; done
 say "the third one joins the group (its child comes with it)"
 run joingroup "$(pid_of worker3)" "$G"
@@ -39,7 +40,7 @@ sleep 0.5
 showgroup "$G" 2>&1 || true
 gen=$(ls -d "$STORE/groups/$G"/gen-* | sort -t- -k2 -n | tail -1)
 say "the stored generation"
-run omdecode "$gen" | head -25
+run omdecode "$gen" | sed -n '1,30p' 
 
 say "restore it: same PIDs, back in the group, carrying on"
 run omrestore -g "$G"
