@@ -85,7 +85,7 @@ for cg in v2 v1; do
 	gdir=$OM_STORE/groups/$G
 
 	ok "[$cg] omrun worker $a" start_worker "$a" --mem 64 --children 1
-	ok "[$cg] omrun worker $b" start_worker "$b" --mem 64 --children 2
+	ok "[$cg] omrun worker $b (3 threads)" start_worker "$b" --mem 64 --children 2 --threads 3
 	ok "[$cg] omrun worker $c" start_worker "$c" --mem 64 --children 1
 	start_plain_worker "$p" --mem 32 --children 1
 	ok "[$cg] all workers ready" eval "wait_ready $a && wait_ready $b && wait_ready $c && wait_ready $p"
@@ -155,7 +155,7 @@ done
 
 # ---- omckpt -p / omrestore -p of a lone process (no group) ----
 export OM_CGROUP=v2
-start_plain_worker lone --mem 16 --children 1
+start_plain_worker lone --mem 16 --children 1 --threads 2
 ok "lone worker ready" wait_ready lone
 lp=${WPID[lone]}
 mapfile -t lall < <(pids_of lone)

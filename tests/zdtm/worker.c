@@ -1,6 +1,6 @@
 /* tests/zdtm/worker.c — a ZDTM-style test process for omtools.
  *
- * Usage: worker --dir DIR --name NAME [--mem MIB] [--children N]
+ * Usage: worker --dir DIR --name NAME [--mem MIB] [--children N] [--threads N]
  *
  * The worker lives through checkpoints and restores and checks, on SIGTERM,
  * that nothing it owns changed:
@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -56,6 +58,7 @@
 #define REPLY_FAIL UINT64_C(0x000000004641494C)     /* "FAIL" heap or pid check */
 #define REPLY_DISCONT UINT64_C(0x0000444953434F4E) /* "DISCON": counter not previous+1 */
 
+#define MAX_THREADS 16
 static volatile sig_atomic_t got_term;
 
 static const char *opt_dir;
@@ -189,8 +192,10 @@ static __attribute__((noreturn)) void usage(const char *msg)
 {
 	if (msg)
 		fprintf(stderr, "worker: %s\n", msg);
-	fprintf(stderr, "usage: worker --dir DIR --name NAME [--mem MIB (default 64)] [--children N (default 1, max %d)]\n",
-		MAX_CHILDREN);
+	fprintf(stderr,
+		"usage: worker --dir DIR --name NAME [--mem MIB (default 64)] [--children N (default 1, max %d)]\n"
+		"              [--threads N (default 0, max %d)]\n",
+		MAX_CHILDREN, MAX_THREADS);
 	exit(2);
 }
 
@@ -305,9 +310,58 @@ static void check_data(int fd_rw, int fd_ro, const uint8_t *expect, uint8_t *buf
 	}
 }
 
+/* Threads: each spins its own counter over its own patterned buffer and checks
+ * that its thread id never changes (CRIU restores TIDs as they were). */
+#define THREAD_WORDS (256 * 1024 / 8)
+struct thread_state {
+	pthread_t th;
+	pid_t tid;
+	_Atomic uint64_t counter;
+	_Atomic int broken; /* 1: tid changed, 2: buffer damaged */
+	uint64_t seed;
+	uint64_t *buf;
+};
+static struct thread_state threads[MAX_THREADS];
+static int nthreads;
+
+static void *thread_main(void *arg)
+{
+	struct thread_state *t = arg;
+	t->tid = (pid_t)syscall(SYS_gettid);
+	fill_pattern(t->buf, THREAD_WORDS, t->seed);
+	for (;;) {
+		if ((pid_t)syscall(SYS_gettid) != t->tid)
+			t->broken = 1;
+		if (check_pattern(t->buf, (size_t)(t->counter % 64) * (THREAD_WORDS / 64), THREAD_WORDS / 64, t->seed) !=
+		    (size_t)-1)
+			t->broken = 2;
+		t->counter++;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+static void check_threads(void)
+{
+	uint64_t before[MAX_THREADS];
+	for (int i = 0; i < nthreads; i++)
+		before[i] = threads[i].counter;
+	usleep(100000);
+	for (int i = 0; i < nthreads; i++) {
+		if (threads[i].broken == 1)
+			fail("thread %d: its thread id changed", (int)threads[i].tid);
+		if (threads[i].broken == 2)
+			fail("thread %d: its buffer is damaged", (int)threads[i].tid);
+		if (threads[i].counter == before[i])
+			fail("thread %d does not run (counter stuck at %" PRIu64 ")", (int)threads[i].tid, before[i]);
+		if (check_pattern(threads[i].buf, 0, THREAD_WORDS, threads[i].seed) != (size_t)-1)
+			fail("thread %d: buffer differs", (int)threads[i].tid);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	long mem_mib = 64, nkids = 1;
+	long mem_mib = 64, nkids = 1, nthr = 0;
 	char path[4096];
 
 	for (int i = 1; i < argc; i++) {
@@ -324,6 +378,8 @@ int main(int argc, char **argv)
 			mem_mib = parse_num(argv[++i], 1, 65536, "--mem");
 		else if (!strcmp(a, "--children"))
 			nkids = parse_num(argv[++i], 0, MAX_CHILDREN, "--children");
+		else if (!strcmp(a, "--threads"))
+			nthr = parse_num(argv[++i], 0, MAX_THREADS, "--threads");
 		else
 			usage("unknown option");
 	}
@@ -423,6 +479,21 @@ int main(int argc, char **argv)
 		nchildren++;
 	}
 
+	/* Threads, once every child is forked. */
+	for (int i = 0; i < nthr; i++) {
+		threads[i].seed = seed ^ (UINT64_C(0x7EAD) + (uint64_t)i);
+		threads[i].buf = malloc(THREAD_WORDS * 8);
+		if (!threads[i].buf)
+			fail("malloc thread buffer");
+		int e = pthread_create(&threads[i].th, NULL, thread_main, &threads[i]);
+		if (e)
+			fail("pthread_create: %s", strerror(e));
+		nthreads++;
+	}
+	for (int i = 0; i < nthreads; i++)
+		while (threads[i].counter == 0)
+			usleep(1000);
+
 	uint64_t counter = 0, last = 0;
 	size_t slice = 0;
 	write_status(status_fd, mypid, counter, 1);
@@ -463,6 +534,7 @@ int main(int argc, char **argv)
 	if (getpid() != mypid)
 		fail("pid changed from %d to %d", (int)mypid, (int)getpid());
 	check_data(fd_rw, fd_ro, expect, buf);
+	check_threads();
 	{
 		struct stat st;
 		if (fstat(status_fd, &st) < 0 || st.st_size != STATUS_SIZE)
