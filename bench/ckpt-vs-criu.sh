@@ -6,7 +6,8 @@
 # then for ROUNDS rounds measures
 #   raw:  criu dump --leave-running of every tree (images on local disk, uncompressed)
 #         criu restore -d of every tree
-#   om:   omckpt -g G (freeze, dump, zstd, sha256, fsync, publish, stop)
+#   om:   omckpt --leave-running -g G (periodic; also how long the group was frozen)
+#         omckpt -g G (freeze, dump, zstd, sha256, fsync, publish, stop)
 #         omrestore -g G (verify, decompress, restore, rejoin)
 # and prints times and image sizes with their ratios om/raw (lower is better).
 # Usage: sudo bench/ckpt-vs-criu.sh   (env: NTREES=3 MEM=64 ROUNDS=3 OM_BUILDDIR=build)
@@ -36,7 +37,7 @@ done
 for i in $(seq "$NTREES"); do until grep -q ready=1 "$T/w$i.status" 2>/dev/null; do sleep 0.1; done; done
 sleep 1
 
-raw_dump=0 raw_rst=0 om_dump=0 om_rst=0 raw_size=0 om_size=0
+raw_dump=0 raw_rst=0 om_dump=0 om_rst=0 raw_size=0 om_size=0 om_frozen=0 om_periodic=0
 for r in $(seq "$ROUNDS"); do
 	# raw CRIU: dump every tree (leave running), then kill, then restore every tree
 	R=$(roots); P=$(pids)
@@ -50,7 +51,15 @@ for r in $(seq "$ROUNDS"); do
 	t1=$(now)
 	raw_dump=$(echo "$raw_dump + $t1 - $t0" | bc)
 	raw_size=$(du -sb "$T/raw" | cut -f1)
-	# om: checkpoint the same group (it is stopped afterwards)
+	# om, periodic: --leave-running; the group is frozen only while CRIU dumps
+	t0=$(now)
+	"$B/omckpt" -q --leave-running -g $G
+	t1=$(now)
+	om_periodic=$(echo "$om_periodic + $t1 - $t0" | bc)
+	gen=$(ls -d "$OM_STORE/groups/$G"/gen-* | sort -t- -k2 -n | tail -1)
+	fz=$("$B/omdecode" --json "$gen" | grep -o '"freeze_seconds":[0-9.e-]*' | cut -d: -f2)
+	om_frozen=$(echo "$om_frozen + $fz" | bc -l)
+	# om, migration: checkpoint the same group (it is stopped afterwards)
 	t0=$(now)
 	"$B/omckpt" -q -g $G
 	t1=$(now)
@@ -81,5 +90,7 @@ mib() { echo "scale=1; $1 / 1048576" | bc; }
 printf 'workload: %d trees x (%d MiB patterned heap + child) + %d MiB text, %d rounds\n' "$NTREES" "$MEM" "$MEM" "$ROUNDS"
 printf '%-28s %10s %10s %8s\n' "" "omtools" "raw CRIU" "ratio"
 printf '%-28s %9.2fs %9.2fs %8s\n' "checkpoint (per round)" "$(echo "$om_dump / $ROUNDS" | bc -l)" "$(echo "$raw_dump / $ROUNDS" | bc -l)" "$(ratio "$om_dump" "$raw_dump")"
+printf '%-28s %9.2fs %9.2fs %8s\n' "  --leave-running" "$(echo "$om_periodic / $ROUNDS" | bc -l)" "$(echo "$raw_dump / $ROUNDS" | bc -l)" "$(ratio "$om_periodic" "$raw_dump")"
+printf '%-28s %9.2fs %9.2fs %8s\n' "  of which group frozen" "$(echo "$om_frozen / $ROUNDS" | bc -l)" "$(echo "$raw_dump / $ROUNDS" | bc -l)" "$(ratio "$om_frozen" "$raw_dump")"
 printf '%-28s %9.2fs %9.2fs %8s\n' "restore (per round)" "$(echo "$om_rst / $ROUNDS" | bc -l)" "$(echo "$raw_rst / $ROUNDS" | bc -l)" "$(ratio "$om_rst" "$raw_rst")"
 printf '%-28s %8sMi %8sMi %8s\n' "image size" "$(mib "$om_size")" "$(mib "$raw_size")" "$(ratio "$om_size" "$raw_size")"
