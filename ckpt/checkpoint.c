@@ -50,8 +50,8 @@ static int read_origin(const struct om_cg *cg, pid_t pid, struct origin *o, om_e
 struct ckpt_ctx {
 	const struct om_ckpt_opts *o;
 	struct om_cg cg;
-	struct om_group g;       /* the trees to dump (for -p: one tree) */
-	struct origin *origins;  /* -p on a process outside any group */
+	struct om_group g;	/* the trees to dump (for -p: one tree) */
+	struct origin *origins; /* -p on a process outside any group */
 	size_t n_origins;
 	char tmpleaf[PATH_MAX];
 	char scratch[PATH_MAX];
@@ -350,7 +350,8 @@ static int kill_and_wait(struct ckpt_ctx *c, om_error_t *err)
 	for (size_t i = 0; i < n; i++) {
 		while (om_pid_state(pids[i]) == OM_PID_ALIVE) {
 			if (om_now() > deadline)
-				return om_make_error(err, ETIMEDOUT, "process %d did not exit after SIGKILL", (int)pids[i]);
+				return om_make_error(err, ETIMEDOUT, "process %d did not exit after SIGKILL",
+						     (int)pids[i]);
 			struct timespec ts = {0, 2000000};
 			nanosleep(&ts, NULL);
 		}

@@ -9,15 +9,15 @@
 #include <sys/types.h>
 
 struct om_ckpt_opts {
-	unsigned long group;  /* miggroup to checkpoint, or 0 with pid */
-	pid_t pid;            /* omckpt -p PID: one process tree */
-	const char *store;    /* NULL: $OM_STORE, config file, default */
-	const char *workdir;  /* local scratch; NULL: $OM_WORKDIR or /var/lib/omtools/work */
-	bool leave_running;   /* periodic checkpoint instead of migration */
-	int zstd_level;       /* 0: default (3) */
-	int zstd_workers;     /* 0: one per CPU */
+	unsigned long group;   /* miggroup to checkpoint, or 0 with pid */
+	pid_t pid;	       /* omckpt -p PID: one process tree */
+	const char *store;     /* NULL: $OM_STORE, config file, default */
+	const char *workdir;   /* local scratch; NULL: $OM_WORKDIR or /var/lib/omtools/work */
+	bool leave_running;    /* periodic checkpoint instead of migration */
+	int zstd_level;	       /* 0: default (3) */
+	int zstd_workers;      /* 0: one per CPU */
 	double freeze_timeout; /* 0: 10 s */
-	double lock_wait;     /* wait for another omckpt of the same group; default 0 */
+	double lock_wait;      /* wait for another omckpt of the same group; default 0 */
 };
 
 struct om_ckpt_result {

@@ -31,7 +31,11 @@ static inline int om_cli_version(const char *prog)
 }
 
 /* The options every command has. */
-#define OM_CLI_COMMON_OPTIONS {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
+#define OM_CLI_COMMON_OPTIONS                                                                                          \
+	{"help", no_argument, NULL, 'h'},                                                                              \
+	{                                                                                                              \
+		"version", no_argument, NULL, 'V'                                                                      \
+	}
 
 /* The getopt cases every command shares (-h, -V, unknown): the exit status to return now. */
 static inline int om_cli_common_option(int c, const char *prog, void (*usage)(void))

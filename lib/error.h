@@ -31,10 +31,10 @@ enum {
 };
 
 /* Extra status values beyond errno, to classify errors for exit codes. */
-#define OM_ECRIU 4096   /* CRIU failed; message carries CRIU's own words */
-#define OM_ECORRUPT 4097 /* a stored file failed its checksum or does not parse */
+#define OM_ECRIU 4096	  /* CRIU failed; message carries CRIU's own words */
+#define OM_ECORRUPT 4097  /* a stored file failed its checksum or does not parse */
 #define OM_ENOTFOUND 4098 /* unknown group, empty group, no generation: no errno text */
-#define OM_EUSAGE 4099    /* a bad argument given by the user */
+#define OM_EUSAGE 4099	  /* a bad argument given by the user */
 
 /* Set *err (released first) and return -1. */
 int om_make_error(om_error_t *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -17,11 +17,11 @@ int om_criu_check(om_error_t *err);
 
 struct om_criu_dump {
 	pid_t root;
-	const char *images_dir;    /* empty directory for the image files */
-	const char *work_dir;      /* where dump.log goes */
+	const char *images_dir;	   /* empty directory for the image files */
+	const char *work_dir;	   /* where dump.log goes */
 	const char *freeze_cgroup; /* leaf cgroup of the tree, already frozen */
 	bool leave_running;
-	bool shell_job;            /* the root's session leader is outside the tree */
+	bool shell_job; /* the root's session leader is outside the tree */
 };
 int om_criu_dump(const struct om_criu_dump *d, om_error_t *err);
 
@@ -30,7 +30,7 @@ typedef int (*om_criu_post_restore_fn)(void *arg, pid_t root);
 
 struct om_criu_restore {
 	const char *images_dir;
-	const char *work_dir;       /* where restore.log goes */
+	const char *work_dir; /* where restore.log goes */
 	bool shell_job;
 	om_criu_post_restore_fn post_restore;
 	void *arg;

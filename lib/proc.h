@@ -11,9 +11,9 @@
 struct om_proc {
 	pid_t pid;
 	pid_t ppid;
-	char state;     /* R S D T Z ... from /proc/PID/stat */
+	char state; /* R S D T Z ... from /proc/PID/stat */
 	char comm[64];
-	char *cmdline;  /* argv joined by spaces; "[comm]" for kernel threads */
+	char *cmdline; /* argv joined by spaces; "[comm]" for kernel threads */
 	pid_t *tids;
 	size_t n_tids;
 };

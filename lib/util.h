@@ -23,8 +23,18 @@ void om_strvfreep(char ***v);
 #define cleanup_strv __attribute__((cleanup(om_strvfreep)))
 
 /* Return the value of a cleanup-managed variable and disarm its cleanup. */
-#define om_steal_ptr(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
-#define om_steal_fd(fd) ({ int _t = (fd); (fd) = -1; _t; })
+#define om_steal_ptr(p)                                                                                                \
+	({                                                                                                             \
+		__typeof__(p) _t = (p);                                                                                \
+		(p) = NULL;                                                                                            \
+		_t;                                                                                                    \
+	})
+#define om_steal_fd(fd)                                                                                                \
+	({                                                                                                             \
+		int _t = (fd);                                                                                         \
+		(fd) = -1;                                                                                             \
+		_t;                                                                                                    \
+	})
 
 char *om_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -62,13 +62,13 @@ int om_cg_init(struct om_cg *cg, om_error_t *err)
 	if (want && *want && strcmp(want, "auto") != 0) {
 		if (strcmp(want, "v2") == 0) {
 			if (!v2[0])
-				return om_make_error(err, ENOTSUP, "OM_CGROUP=v2 but no writable cgroup2 hierarchy under %s",
-						     root);
+				return om_make_error(err, ENOTSUP,
+						     "OM_CGROUP=v2 but no writable cgroup2 hierarchy under %s", root);
 			cg->ver = OM_CG_V2;
 		} else if (strcmp(want, "v1") == 0) {
 			if (!v1[0])
-				return om_make_error(err, ENOTSUP, "OM_CGROUP=v1 but no v1 freezer hierarchy at %s/freezer",
-						     root);
+				return om_make_error(err, ENOTSUP,
+						     "OM_CGROUP=v1 but no v1 freezer hierarchy at %s/freezer", root);
 			cg->ver = OM_CG_V1;
 		} else
 			return om_make_error(err, OM_EUSAGE, "OM_CGROUP must be v1, v2 or auto, not `%s`", want);

@@ -377,7 +377,8 @@ int om_group_reset(const struct om_cg *cg, unsigned long id, pid_t **pids, size_
 					*err = tmp;
 					return om_error_wrap(err, "reset miggroup %lu", id);
 				}
-				if (pids && !om_pids_contains(*pids, *n, procs[j]) && om_pids_push(pids, n, procs[j]) < 0)
+				if (pids && !om_pids_contains(*pids, *n, procs[j]) &&
+				    om_pids_push(pids, n, procs[j]) < 0)
 					return om_make_error(err, ENOMEM, "reset miggroup %lu", id);
 			}
 			if (rmdir(tpath) < 0 && errno != ENOENT)

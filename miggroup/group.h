@@ -20,12 +20,12 @@ struct om_member {
 };
 
 struct om_tree {
-	pid_t root;            /* the tree's root process */
-	pid_t leaf;            /* the <R> of the leaf cgroup t<R> holding it */
+	pid_t root;	       /* the tree's root process */
+	pid_t leaf;	       /* the <R> of the leaf cgroup t<R> holding it */
 	char cgpath[PATH_MAX]; /* the leaf cgroup */
 	struct om_member *members;
 	size_t n_members;
-	bool frozen;           /* the leaf is frozen right now */
+	bool frozen; /* the leaf is frozen right now */
 };
 
 struct om_group {
@@ -33,7 +33,7 @@ struct om_group {
 	struct om_cg cg;
 	struct om_tree *trees;
 	size_t n_trees;
-	bool frozen;           /* set by om_group_freeze, cleared by om_group_thaw */
+	bool frozen; /* set by om_group_freeze, cleared by om_group_thaw */
 };
 
 /* Parse a group id: positive integer (allow_zero for joingroup's "leave"). */

@@ -22,9 +22,8 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
-					     OM_CLI_COMMON_OPTIONS,
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"quiet", no_argument, NULL, 'q'}, OM_CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	struct om_cg cg;
 	unsigned long g;

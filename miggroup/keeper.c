@@ -210,7 +210,8 @@ int om_keeper_run(const struct om_cg *cg, unsigned long id, char *const argv[], 
 	if (got < 0)
 		return -1;
 	if (got == 0)
-		return om_make_error(err, ECHILD, "the keeper of miggroup %lu exited before starting `%s`", id, argv[0]);
+		return om_make_error(err, ECHILD, "the keeper of miggroup %lu exited before starting `%s`", id,
+				     argv[0]);
 	if (r.status)
 		return om_make_error(err, r.status, "%s", r.msg);
 	*pid = r.pid;

@@ -16,9 +16,9 @@
 
 /* One message from a keeper to the command that started it. */
 struct om_keeper_report {
-	int32_t index;  /* which tree / command */
+	int32_t index;	/* which tree / command */
 	int32_t status; /* 0 ok, else errno or OM_E* */
-	int32_t pid;    /* the started or restored root */
+	int32_t pid;	/* the started or restored root */
 	char msg[2036];
 };
 

@@ -50,16 +50,17 @@ static int wait_pids_free(const Om__Manifest *m, double wait_s, om_error_t *err)
 					om_error_t tmp = NULL;
 					char who[600] = "";
 					if (om_proc_read(id, &holder, false, &tmp) == 0) {
-						snprintf(who, sizeof(who), " by `%.200s` (state %c, parent %d)%s", holder.cmdline,
-							 holder.state, (int)holder.ppid,
-							 holder.state == 'Z' ? ": a zombie its parent has not reaped" : "");
+						snprintf(who, sizeof(who), " by `%.200s` (state %c, parent %d)%s",
+							 holder.cmdline, holder.state, (int)holder.ppid,
+							 holder.state == 'Z' ? ": a zombie its parent has not reaped"
+									     : "");
 						om_proc_release(&holder);
 					}
 					om_error_release(&tmp);
 					return om_make_error(err, EBUSY,
 							     "PID %d (%s %d of tree %d) is taken%s; waited %.1f s",
-							     (int)id, k == 0 ? "process" : "thread of",
-							     (int)p->pid, (int)t->root_pid, who, wait_s);
+							     (int)id, k == 0 ? "process" : "thread of", (int)p->pid,
+							     (int)t->root_pid, who, wait_s);
 				}
 			}
 		}
@@ -73,7 +74,7 @@ struct restore_ctx {
 	struct om_cg cg;
 	bool use_group;
 	char scratch[PATH_MAX];
-	size_t cur;                /* tree being restored (keeper side) */
+	size_t cur; /* tree being restored (keeper side) */
 	char leaf[PATH_MAX];
 };
 
@@ -194,8 +195,8 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	c.use_group = m->group != 0;
 	if (c.use_group && om_cg_init(&c.cg, err) < 0)
 		goto out;
-	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/restore-%s%lu-%d", om_workdir(o->workdir),
-		 o->group ? "g" : "p", id, (int)getpid());
+	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/restore-%s%lu-%d", om_workdir(o->workdir), o->group ? "g" : "p",
+		 id, (int)getpid());
 	if (om_rm_rf_at(AT_FDCWD, c.scratch, err) < 0 || om_mkdir_p(c.scratch, 0700, err) < 0)
 		goto out;
 	/* every tree is decompressed, and every stored byte checked against its
@@ -226,8 +227,8 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 			goto fail_kill;
 		}
 		if (r.status) {
-			om_make_error(err, r.status, "restore tree %d (%zu of %zu): %s", (int)m->trees[r.index]->root_pid,
-				      (size_t)r.index + 1, m->n_trees, r.msg);
+			om_make_error(err, r.status, "restore tree %d (%zu of %zu): %s",
+				      (int)m->trees[r.index]->root_pid, (size_t)r.index + 1, m->n_trees, r.msg);
 			goto fail_kill;
 		}
 		restored = (size_t)r.index + 1;

@@ -9,17 +9,17 @@
 #include <sys/types.h>
 
 struct om_restore_opts {
-	unsigned long group;  /* miggroup, or 0 with pid */
-	pid_t pid;            /* omrestore -p PID */
+	unsigned long group; /* miggroup, or 0 with pid */
+	pid_t pid;	     /* omrestore -p PID */
 	const char *store;
 	const char *workdir;
-	uint64_t generation;  /* 0: newest complete */
-	double pid_wait;      /* how long to wait for a taken PID to become free (s) */
+	uint64_t generation; /* 0: newest complete */
+	double pid_wait;     /* how long to wait for a taken PID to become free (s) */
 };
 
 struct om_restore_result {
 	uint64_t generation;
-	Om__Manifest *m;      /* the generation restored (om_manifest_free) */
+	Om__Manifest *m; /* the generation restored (om_manifest_free) */
 	double seconds;
 };
 

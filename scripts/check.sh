@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # scripts/check.sh — the whole test suite, as CI runs it (via scripts/setup.sh --check):
+#   0. clang-format --dry-run over every C file
 #   1. build/        normal build, `make check` (unit tests + ZDTM-style suite, TAP)
 #   2. build-asan/   ASAN+UBSAN build, `make check` again
 #   3. build-fuzz/   libFuzzer build of every parser of untrusted bytes, a short run each
@@ -43,6 +44,14 @@ run_check() { # $1 dir
 	fi
 	count "$1"
 }
+
+log "code format (.clang-format)"
+if clang-format --dry-run -Werror $(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*') >format.out 2>&1; then
+	passed=$((passed + 1)); echo "ok - every C file is formatted"
+else
+	head -40 format.out; step_failed "clang-format (run: clang-format -i \$(git ls-files '*.c' '*.h'))"
+fi
+rm -f format.out
 
 log "normal build and test suite"
 if build build; then run_check build; else step_failed "build"; fi

@@ -32,7 +32,7 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libzstd-dev zstd libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
       python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev
       libgnutls28-dev libnftables-dev uuid-dev libssl-dev libseccomp-dev
-      xz-utils iproute2 procps psmisc clang libclang-rt-14-dev python3)
+      xz-utils iproute2 procps psmisc clang libclang-rt-14-dev clang-format python3 bc)
 
 missing=()
 for p in "${PKGS[@]}"; do

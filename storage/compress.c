@@ -56,15 +56,15 @@ static int sha256_final(EVP_MD_CTX *md, uint8_t out[32])
 	return 0;
 }
 
-int om_compress_fd(int in_fd, int out_fd, int level, int nb_workers, const char *name,
-		   struct om_stream_stats *stats, om_error_t *err)
+int om_compress_fd(int in_fd, int out_fd, int level, int nb_workers, const char *name, struct om_stream_stats *stats,
+		   om_error_t *err)
 {
 	__attribute__((cleanup(cctx_freep))) ZSTD_CCtx *cctx = ZSTD_createCCtx();
 	__attribute__((cleanup(md_freep))) EVP_MD_CTX *md = sha256_new();
 	size_t in_cap = ZSTD_CStreamInSize(), out_cap = ZSTD_CStreamOutSize();
 	cleanup_free char *inbuf = malloc(in_cap);
 	cleanup_free char *outbuf = malloc(out_cap);
-	struct om_stream_stats s = { 0 };
+	struct om_stream_stats s = {0};
 	size_t r;
 
 	if (cctx == NULL || md == NULL || inbuf == NULL || outbuf == NULL)
@@ -91,9 +91,9 @@ int om_compress_fd(int in_fd, int out_fd, int level, int nb_workers, const char 
 			return om_make_error(err, errno, "read `%s`", name);
 		s.raw_bytes += (uint64_t)n;
 		mode = n == 0 ? ZSTD_e_end : ZSTD_e_continue;
-		in = (ZSTD_inBuffer){ inbuf, (size_t)n, 0 };
+		in = (ZSTD_inBuffer){inbuf, (size_t)n, 0};
 		do {
-			ZSTD_outBuffer out = { outbuf, out_cap, 0 };
+			ZSTD_outBuffer out = {outbuf, out_cap, 0};
 			r = ZSTD_compressStream2(cctx, &out, &in, mode);
 			if (ZSTD_isError(r))
 				return om_make_error(err, EIO, "compress `%s`: %s", name, ZSTD_getErrorName(r));
@@ -124,7 +124,7 @@ int om_decompress_fd(int in_fd, int out_fd, const uint8_t *expect_sha256, const 
 	size_t in_cap = ZSTD_DStreamInSize(), out_cap = ZSTD_DStreamOutSize();
 	cleanup_free char *inbuf = malloc(in_cap);
 	cleanup_free char *outbuf = malloc(out_cap);
-	struct om_stream_stats s = { 0 };
+	struct om_stream_stats s = {0};
 	size_t last = 1; /* nonzero: no frame end seen yet */
 	const char *zerr = NULL;
 
@@ -144,11 +144,11 @@ int om_decompress_fd(int in_fd, int out_fd, const uint8_t *expect_sha256, const 
 		s.stored_bytes += (uint64_t)n;
 		if (zerr)
 			continue; /* keep hashing: a checksum mismatch is the better diagnosis */
-		in = (ZSTD_inBuffer){ inbuf, (size_t)n, 0 };
+		in = (ZSTD_inBuffer){inbuf, (size_t)n, 0};
 		/* zstd does not consume a frame's last byte before it has flushed
 		 * all of its output, so looping until the input is used suffices. */
 		while (in.pos < in.size) {
-			ZSTD_outBuffer out = { outbuf, out_cap, 0 };
+			ZSTD_outBuffer out = {outbuf, out_cap, 0};
 			size_t r = ZSTD_decompressStream(dctx, &out, &in);
 			if (ZSTD_isError(r)) {
 				zerr = ZSTD_getErrorName(r);

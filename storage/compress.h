@@ -21,8 +21,8 @@ struct om_stream_stats {
 /* Compress in_fd (read to EOF) into out_fd as one zstd frame with level,
  * nb_workers threads (0 = single-threaded; ignored if libzstd lacks threads)
  * and zstd's own content checksum. name is only used in error messages. */
-int om_compress_fd(int in_fd, int out_fd, int level, int nb_workers, const char *name,
-		   struct om_stream_stats *stats, om_error_t *err);
+int om_compress_fd(int in_fd, int out_fd, int level, int nb_workers, const char *name, struct om_stream_stats *stats,
+		   om_error_t *err);
 
 /* Decompress in_fd (read to EOF) into out_fd. Fails with OM_ECORRUPT when the
  * SHA-256 of the input differs from expect_sha256 (if not NULL): "checksum

@@ -260,8 +260,8 @@ int om_manifest_decode(const uint8_t *buf, size_t len, Om__Manifest **out, om_er
 
 	*out = NULL;
 	if (buf == NULL || len < HDR_LEN + SHA_LEN)
-		return om_make_error(err, OM_ECORRUPT, "manifest truncated: %zu bytes, a manifest has at least %u",
-				     len, HDR_LEN + SHA_LEN);
+		return om_make_error(err, OM_ECORRUPT, "manifest truncated: %zu bytes, a manifest has at least %u", len,
+				     HDR_LEN + SHA_LEN);
 	if (memcmp(buf, OM_MANIFEST_MAGIC, 8) != 0)
 		return om_make_error(err, OM_ECORRUPT, "not an omtools manifest (bad magic)");
 	version = get_le32(buf + 8);
@@ -397,8 +397,8 @@ int om_manifest_add_tree(Om__Manifest *m, int32_t root_pid, Om__TreeEntry **out,
 	return 0;
 }
 
-int om_tree_add_proc(Om__TreeEntry *t, int32_t pid, int32_t ppid, const int32_t *tids, size_t n_tids,
-		     const char *comm, const char *cmdline, Om__ProcEntry **out, om_error_t *err)
+int om_tree_add_proc(Om__TreeEntry *t, int32_t pid, int32_t ppid, const int32_t *tids, size_t n_tids, const char *comm,
+		     const char *cmdline, Om__ProcEntry **out, om_error_t *err)
 {
 	Om__ProcEntry *p, **v;
 

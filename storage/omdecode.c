@@ -33,7 +33,7 @@ static void usage(FILE *out)
 
 static void human_size(uint64_t v, char *buf, size_t len)
 {
-	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
 	double d = (double)v;
 	unsigned u = 0;
 
@@ -145,7 +145,8 @@ static void print_human(FILE *out, const char *path, const Om__Manifest *m)
 			size_t used = 0;
 
 			for (size_t k = 0; k < p->n_tids && used < sizeof(tids) - 1; k++) {
-				int w = snprintf(tids + used, sizeof(tids) - used, "%s%" PRId32, k ? "," : "", p->tids[k]);
+				int w =
+				    snprintf(tids + used, sizeof(tids) - used, "%s%" PRId32, k ? "," : "", p->tids[k]);
 				if (w < 0 || (size_t)w >= sizeof(tids) - used) {
 					strcpy(tids + sizeof(tids) - 4, "...");
 					break;
@@ -160,7 +161,8 @@ static void print_human(FILE *out, const char *path, const Om__Manifest *m)
 		}
 		fprintf(out, "  files:           %zu\n", t->n_files);
 		if (t->n_files)
-			fprintf(out, "    %-28s %12s %12s %6s  %s\n", "NAME", "SIZE", "STORED", "MODE", "SHA256 (stored)");
+			fprintf(out, "    %-28s %12s %12s %6s  %s\n", "NAME", "SIZE", "STORED", "MODE",
+				"SHA256 (stored)");
 		for (size_t j = 0; j < t->n_files; j++) {
 			const Om__FileEntry *f = t->files[j];
 			char mode[8] = "-";
@@ -333,11 +335,11 @@ static void print_json(FILE *out, const char *path, const Om__Manifest *m, int v
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "verify", no_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+	    {"json", no_argument, NULL, 'j'},
+	    {"verify", no_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	cleanup_om_error om_error_t err = NULL;
 	cleanup_free char *manifest_path = NULL;

@@ -730,8 +730,8 @@ int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_er
 		if (renameat(w->id_fd, w->tmp_name, w->id_fd, gen_name) == 0)
 			break;
 		if ((errno != EEXIST && errno != ENOTEMPTY) || attempt >= 1000)
-			return om_make_error(err, errno, "commit: rename `%s` to `%s/%s`", tmp_display,
-					     w->id_display, gen_name);
+			return om_make_error(err, errno, "commit: rename `%s` to `%s/%s`", tmp_display, w->id_display,
+					     gen_name);
 		n++; /* someone outside our lock published it: take the next one */
 	}
 	w->committed = true;
@@ -767,8 +767,7 @@ void om_gen_writer_free(struct om_gen_writer *w)
 
 /* ---- readers ---- */
 
-int om_store_list(struct om_store *st, const char *kind, unsigned long id, uint64_t **gens, size_t *n,
-		  om_error_t *err)
+int om_store_list(struct om_store *st, const char *kind, unsigned long id, uint64_t **gens, size_t *n, om_error_t *err)
 {
 	cleanup_close int fd = -1;
 	cleanup_free char *display = NULL;
@@ -897,7 +896,7 @@ int om_gen_load_manifest(struct om_store *st, const char *kind, unsigned long id
 	display = om_strdup_printf("%s/%s", st->path, rel);
 	if (rel == NULL || display == NULL)
 		return om_make_error(err, ENOMEM, "load manifest");
-	if (fstatat(st->fd, rel, &(struct stat){ 0 }, AT_SYMLINK_NOFOLLOW) < 0 && (errno == ENOENT || errno == ENOTDIR))
+	if (fstatat(st->fd, rel, &(struct stat){0}, AT_SYMLINK_NOFOLLOW) < 0 && (errno == ENOENT || errno == ENOTDIR))
 		return om_make_error(err, OM_ENOTFOUND, "generation %llu of %s %lu not found in %s",
 				     (unsigned long long)gen, kind_label(kind), id, st->path);
 	if (read_manifest_at(st->fd, rel, display, &mm, err) < 0)
@@ -913,8 +912,8 @@ int om_gen_load_manifest(struct om_store *st, const char *kind, unsigned long id
 		goto bad;
 	}
 	if (strcmp(kind, "pids") == 0 && mm->has_single_pid && (unsigned long)mm->single_pid != id) {
-		om_make_error(err, OM_ECORRUPT, "%s: manifest is of PID %d, not PID %lu", display,
-			      (int)mm->single_pid, id);
+		om_make_error(err, OM_ECORRUPT, "%s: manifest is of PID %d, not PID %lu", display, (int)mm->single_pid,
+			      id);
 		goto bad;
 	}
 	*m = mm;
@@ -979,8 +978,8 @@ static int verify_at(int gen_fd, const char *gen_display, const Om__Manifest *m,
 	return 0;
 }
 
-static int open_gen_dir(struct om_store *st, const char *kind, unsigned long id, const Om__Manifest *m,
-			char **display, om_error_t *err)
+static int open_gen_dir(struct om_store *st, const char *kind, unsigned long id, const Om__Manifest *m, char **display,
+			om_error_t *err)
 {
 	cleanup_free char *rel = NULL;
 	int fd;
@@ -1066,8 +1065,9 @@ int om_gen_extract_tree(struct om_store *st, const char *kind, unsigned long id,
 			goto fail;
 		}
 		if (s.raw_bytes != f->size) {
-			om_make_error(err, OM_ECORRUPT, "size mismatch in %s: %llu bytes decompressed, the manifest says %llu",
-				      display, (unsigned long long)s.raw_bytes, (unsigned long long)f->size);
+			om_make_error(err, OM_ECORRUPT,
+				      "size mismatch in %s: %llu bytes decompressed, the manifest says %llu", display,
+				      (unsigned long long)s.raw_bytes, (unsigned long long)f->size);
 			done++;
 			goto fail;
 		}

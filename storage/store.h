@@ -22,14 +22,14 @@
 #include <stdint.h>
 
 #define OM_MANIFEST_NAME "manifest.om"
-#define OM_MANIFEST_MAGIC "OMMANIF"  /* 8 bytes with the NUL */
+#define OM_MANIFEST_MAGIC "OMMANIF" /* 8 bytes with the NUL */
 #define OM_MANIFEST_VERSION 1u
 #define OM_DEFAULT_STORE "/var/lib/omtools/store"
 #define OM_CONFIG_FILE "/etc/omtools/omtools.conf"
 
 struct om_store {
 	char *path; /* absolute path of the store root */
-	int fd;     /* O_DIRECTORY fd of the root */
+	int fd;	    /* O_DIRECTORY fd of the root */
 };
 
 /* Which store path to use: explicit (may be NULL) > $OM_STORE > `store = DIR`
@@ -65,8 +65,7 @@ void om_gen_writer_free(struct om_gen_writer *w);
 
 /* List complete generations (ascending). *gens is malloc'd (free() it), NULL when *n == 0;
  * an id without any generation is not an error (*n = 0). */
-int om_store_list(struct om_store *st, const char *kind, unsigned long id, uint64_t **gens, size_t *n,
-		  om_error_t *err);
+int om_store_list(struct om_store *st, const char *kind, unsigned long id, uint64_t **gens, size_t *n, om_error_t *err);
 /* List ids that have at least one complete generation (ascending); *ids as *gens above. */
 int om_store_list_ids(struct om_store *st, const char *kind, unsigned long **ids, size_t *n, om_error_t *err);
 
@@ -110,8 +109,8 @@ Om__Manifest *om_manifest_new(void);
 /* Append a tree with dir "tree-<root_pid>" to a built manifest; *out (may be NULL) gets it. */
 int om_manifest_add_tree(Om__Manifest *m, int32_t root_pid, Om__TreeEntry **out, om_error_t *err);
 /* Append a process to a tree of a built manifest (tids, comm, cmdline are copied; may be NULL/0). */
-int om_tree_add_proc(Om__TreeEntry *t, int32_t pid, int32_t ppid, const int32_t *tids, size_t n_tids,
-		     const char *comm, const char *cmdline, Om__ProcEntry **out, om_error_t *err);
+int om_tree_add_proc(Om__TreeEntry *t, int32_t pid, int32_t ppid, const int32_t *tids, size_t n_tids, const char *comm,
+		     const char *cmdline, Om__ProcEntry **out, om_error_t *err);
 /* Is s acceptable as a tree directory or image file name in a generation?
  * (non-empty, no '/', no "..", no leading '.', no control characters, short enough) */
 bool om_store_name_ok(const char *s);

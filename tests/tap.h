@@ -36,8 +36,8 @@ __attribute__((unused, format(printf, 1, 2))) static void diag(const char *fmt, 
 	fflush(stdout);
 }
 
-__attribute__((unused, format(printf, 4, 5))) static int tap_ok(int cond, const char *file, int line,
-								  const char *fmt, ...)
+__attribute__((unused, format(printf, 4, 5))) static int tap_ok(int cond, const char *file, int line, const char *fmt,
+								...)
 {
 	va_list ap;
 

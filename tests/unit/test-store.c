@@ -71,7 +71,7 @@ static Om__Manifest *sample_manifest(bool full)
 	Om__Manifest *m = om_manifest_new();
 	Om__TreeEntry *t;
 	om_error_t err = NULL;
-	int32_t tids[] = { 4012, 4013, 4014 };
+	int32_t tids[] = {4012, 4013, 4014};
 
 	m->group = 3;
 	m->generation = 7;
@@ -177,19 +177,19 @@ static void test_codec(void)
 	ok(om_manifest_decode(buf, len, &d, &err) == 0 && d != NULL, "decode it");
 	show(&err);
 	ok(d && d->group == 3 && d->generation == 7 && !strcmp(d->node, "node-a") &&
-		   d->time_unix_ns == 1700000000123456789LL && !strcmp(d->kernel, "6.1.0-13-amd64") &&
-		   !strcmp(d->criu_version, "4.1.1") && !strcmp(d->omtools_version, "0.1.0") &&
-		   d->raw_bytes == (1 << 20) + 310 && d->stored_bytes == 1200 && d->leave_running &&
-		   d->zstd_level == 3 && d->freeze_seconds == 0.125 && d->total_seconds == 1.5 &&
-		   !strcmp(d->cgroup_backend, "v2") && !d->has_single_pid,
+	       d->time_unix_ns == 1700000000123456789LL && !strcmp(d->kernel, "6.1.0-13-amd64") &&
+	       !strcmp(d->criu_version, "4.1.1") && !strcmp(d->omtools_version, "0.1.0") &&
+	       d->raw_bytes == (1 << 20) + 310 && d->stored_bytes == 1200 && d->leave_running && d->zstd_level == 3 &&
+	       d->freeze_seconds == 0.125 && d->total_seconds == 1.5 && !strcmp(d->cgroup_backend, "v2") &&
+	       !d->has_single_pid,
 	   "manifest fields round-trip");
 	ok(d && d->n_trees == 2 && d->trees[0]->root_pid == 4012 && !strcmp(d->trees[0]->dir, "tree-4012") &&
-		   d->trees[0]->n_procs == 2 && d->trees[0]->procs[0]->n_tids == 3 &&
-		   d->trees[0]->procs[0]->tids[2] == 4014 && !strcmp(d->trees[0]->procs[0]->cmdline, "server --port 80") &&
-		   d->trees[0]->procs[1]->comm == NULL && d->trees[0]->n_files == 2 &&
-		   !strcmp(d->trees[0]->files[1]->name, "core-4012.img") && d->trees[0]->files[1]->sha256.len == 32 &&
-		   d->trees[0]->files[1]->sha256.data[31] == 2 + 31 && d->trees[0]->dump_seconds == 0.25 &&
-		   !strcmp(d->trees[1]->dir, "tree-5000"),
+	       d->trees[0]->n_procs == 2 && d->trees[0]->procs[0]->n_tids == 3 &&
+	       d->trees[0]->procs[0]->tids[2] == 4014 && !strcmp(d->trees[0]->procs[0]->cmdline, "server --port 80") &&
+	       d->trees[0]->procs[1]->comm == NULL && d->trees[0]->n_files == 2 &&
+	       !strcmp(d->trees[0]->files[1]->name, "core-4012.img") && d->trees[0]->files[1]->sha256.len == 32 &&
+	       d->trees[0]->files[1]->sha256.data[31] == 2 + 31 && d->trees[0]->dump_seconds == 0.25 &&
+	       !strcmp(d->trees[1]->dir, "tree-5000"),
 	   "trees, processes and files round-trip");
 	ok(d && om_manifest_encode(d, &buf2, &len2, &err) == 0 && len2 == len && !memcmp(buf, buf2, len),
 	   "re-encoding the decoded manifest gives the same bytes");
@@ -219,7 +219,7 @@ static void test_codec(void)
 		om_error_t e = NULL;
 		Om__Manifest *x = NULL;
 		ok(om_manifest_decode(bad, blen, &x, &e) < 0 && e && e->status == OM_ECORRUPT &&
-			   msg_has(e, "version 2") && msg_has(e, "version 1"),
+		       msg_has(e, "version 2") && msg_has(e, "version 1"),
 		   "decode rejects version 2, naming the found and the supported version");
 		show(&e);
 		om_error_release(&e);
@@ -240,7 +240,7 @@ static void test_codec(void)
 		free(huge);
 	}
 	{
-		static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12 };
+		static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12};
 		uint8_t *j = frame(junk, sizeof(junk), 1, &blen);
 		ok(decode_fails(j, blen, "parse"), "decode rejects a payload that is not protobuf");
 		free(j);
@@ -260,7 +260,7 @@ static void test_codec(void)
 		free(f);
 	}
 	{
-		static const char *bad_dirs[] = { "a/b", "..", "x..y", "", ".hidden", "/abs", "manifest.om", "a\nb" };
+		static const char *bad_dirs[] = {"a/b", "..", "x..y", "", ".hidden", "/abs", "manifest.om", "a\nb"};
 		Om__TreeEntry *t = m->trees[0];
 		char *saved = t->dir;
 		all = true;
@@ -540,14 +540,14 @@ static void test_store(void)
 	ok(om_store_list(&st, "groups", 3, &gens, &n, &err) == 0 && n == 0, "no generation in an empty store");
 	free(gens);
 	ok(om_gen_load_manifest(&st, "groups", 3, 0, &m, &err) < 0 && err->status == OM_ENOTFOUND &&
-		   msg_has(err, "no generation of group 3 in ") && msg_has(err, st.path),
+	       msg_has(err, "no generation of group 3 in ") && msg_has(err, st.path),
 	   "newest of an empty group: not found");
 	show(&err);
 	ok(om_gen_load_manifest(&st, "pids", 123, 0, &m, &err) < 0 && err->status == OM_ENOTFOUND &&
-		   msg_has(err, "no generation of PID 123 in "),
+	       msg_has(err, "no generation of PID 123 in "),
 	   "newest of an unknown PID: not found");
 	show(&err);
-	ok(om_gen_begin(&st, "bogus", 1, 0, &(struct om_gen_writer *){ NULL }, &err) < 0 && err->status == EINVAL,
+	ok(om_gen_begin(&st, "bogus", 1, 0, &(struct om_gen_writer *){NULL}, &err) < 0 && err->status == EINVAL,
 	   "an unknown namespace is refused");
 	om_error_release(&err);
 
@@ -572,9 +572,8 @@ static void test_store(void)
 			om_error_t e2 = NULL;
 			double t0 = om_now();
 			ok(om_gen_begin(&st, "groups", 3, 0.2, &w2, &e2) < 0 && w2 == NULL && e2 &&
-				   e2->status == EWOULDBLOCK &&
-				   msg_has(e2, "group 3 is being checkpointed by another omckpt") &&
-				   om_now() - t0 >= 0.19,
+			       e2->status == EWOULDBLOCK &&
+			       msg_has(e2, "group 3 is being checkpointed by another omckpt") && om_now() - t0 >= 0.19,
 			   "a second writer waits, then fails with EWOULDBLOCK");
 			show(&e2);
 			om_error_release(&e2);
@@ -616,7 +615,7 @@ static void test_store(void)
 	ok(om_store_list_ids(&st, "pids", &ids, &n, &err) == 0 && n == 1 && ids[0] == 77, "list PID ids: [77]");
 	free(ids);
 	ok(om_gen_load_manifest(&st, "pids", 77, 0, &m, &err) == 0 && m->group == 0 && m->has_single_pid &&
-		   m->single_pid == 77,
+	       m->single_pid == 77,
 	   "a PID generation records group 0 and single_pid");
 	om_manifest_free(m);
 	m = NULL;
@@ -637,11 +636,11 @@ static void test_store(void)
 	{
 		const Om__TreeEntry *t = m->trees[0];
 		ok(m->n_trees == 1 && t->n_files == 3 && !strcmp(t->files[0]->name, "core-4012.img") &&
-			   !strcmp(t->files[1]->name, "empty.img") && !strcmp(t->files[2]->name, "pages-1.img") &&
-			   t->files[2]->size == BIG && t->files[1]->size == 0 && t->files[2]->mode == 0640,
+		       !strcmp(t->files[1]->name, "empty.img") && !strcmp(t->files[2]->name, "pages-1.img") &&
+		       t->files[2]->size == BIG && t->files[1]->size == 0 && t->files[2]->mode == 0640,
 		   "the tree lists the 3 regular files sorted, without dotfiles, dirs or symlinks");
 		ok(m->raw_bytes == BIG + 13 && m->stored_bytes == t->files[0]->stored_size + t->files[1]->stored_size +
-									  t->files[2]->stored_size,
+								      t->files[2]->stored_size,
 		   "raw_bytes and stored_bytes are the sums");
 		ok(m->node && m->node[0] && m->kernel && m->kernel[0] && m->time_unix_ns > 0,
 		   "commit filled node, kernel and time");
@@ -686,8 +685,8 @@ static void test_store(void)
 		ok(om_gen_verify(&st, "groups", 3, m, &err) < 0 && err->status == OM_ECORRUPT && msg_has(err, expect),
 		   "verify detects a flipped byte and names the file");
 		show(&err);
-		ok(om_gen_extract_tree(&st, "groups", 3, m, m->trees[0], out2, &err) < 0 && err->status == OM_ECORRUPT &&
-			   msg_has(err, expect),
+		ok(om_gen_extract_tree(&st, "groups", 3, m, m->trees[0], out2, &err) < 0 &&
+		       err->status == OM_ECORRUPT && msg_has(err, expect),
 		   "extract detects it too");
 		show(&err);
 		ok(access(out2, F_OK) < 0, "a failed extract leaves no output behind");
@@ -701,11 +700,11 @@ static void test_store(void)
 		   "verify detects a truncated .zst and names it");
 		show(&err);
 		ok(om_gen_extract_tree(&st, "groups", 3, m, m->trees[0], out2, &err) < 0 && msg_has(err, zst2) &&
-			   access(out2, F_OK) < 0,
+		       access(out2, F_OK) < 0,
 		   "extract refuses the truncated file and removes its output");
 		rename(zst2, moved);
-		ok(om_gen_verify(&st, "groups", 3, m, &err) < 0 && err->status == OM_ECORRUPT && msg_has(err, "missing") &&
-			   msg_has(err, zst2),
+		ok(om_gen_verify(&st, "groups", 3, m, &err) < 0 && err->status == OM_ECORRUPT &&
+		       msg_has(err, "missing") && msg_has(err, zst2),
 		   "verify reports a missing file as corrupt");
 		show(&err);
 		rename(moved, zst2);
@@ -713,8 +712,8 @@ static void test_store(void)
 		/* a corrupt manifest */
 		cleanup_free char *mf = om_strdup_printf("%s/gen-1/manifest.om", id_dir);
 		flip_byte(mf, 20);
-		ok(om_gen_load_manifest(&st, "groups", 3, 1, &(Om__Manifest *){ NULL }, &err) < 0 &&
-			   err->status == OM_ECORRUPT && msg_has(err, mf),
+		ok(om_gen_load_manifest(&st, "groups", 3, 1, &(Om__Manifest *){NULL}, &err) < 0 &&
+		       err->status == OM_ECORRUPT && msg_has(err, mf),
 		   "a corrupt manifest gives OM_ECORRUPT naming it");
 		show(&err);
 		flip_byte(mf, 20);
@@ -747,14 +746,14 @@ static void test_store(void)
 			bail_out("truncate");
 		in = open(z, O_RDONLY);
 		ok(om_decompress_fd(in, out, NULL, z, NULL, &err) < 0 && err->status == OM_ECORRUPT &&
-			   msg_has(err, "truncated zstd frame in"),
+		       msg_has(err, "truncated zstd frame in"),
 		   "a truncated frame is detected without a sha256");
 		show(&err);
 		close(in);
 		write_file(z, data + 200000, 1000);
 		in = open(z, O_RDONLY);
 		ok(om_decompress_fd(in, out, NULL, z, NULL, &err) < 0 && err->status == OM_ECORRUPT &&
-			   msg_has(err, "corrupt zstd data"),
+		       msg_has(err, "corrupt zstd data"),
 		   "garbage is detected as corrupt zstd");
 		show(&err);
 		close(in);
@@ -824,7 +823,7 @@ static void test_readonly(void)
 		return;
 	}
 	ok(om_store_open(&st, existing, true, &err) < 0 && err->status == EROFS && msg_has(err, existing) &&
-		   msg_has(err, "not writable"),
+	       msg_has(err, "not writable"),
 	   "a store on a read-only mount is refused for writing");
 	show(&err);
 	ok(om_store_open(&st, fresh, true, &err) < 0 && err->status == EROFS && msg_has(err, fresh),

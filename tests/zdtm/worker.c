@@ -54,8 +54,8 @@
 /* Pipe protocol: parent -> child is a uint64_t counter, or MSG_VERIFY;
  * child -> parent is counter+1, or one of the REPLY_* values. */
 #define MSG_VERIFY UINT64_C(0xFFFFFFFFFFFFFF01)
-#define REPLY_OK UINT64_C(0x00000000004F4B21)       /* "OK!" */
-#define REPLY_FAIL UINT64_C(0x000000004641494C)     /* "FAIL" heap or pid check */
+#define REPLY_OK UINT64_C(0x00000000004F4B21)	   /* "OK!" */
+#define REPLY_FAIL UINT64_C(0x000000004641494C)	   /* "FAIL" heap or pid check */
 #define REPLY_DISCONT UINT64_C(0x0000444953434F4E) /* "DISCON": counter not previous+1 */
 
 #define MAX_THREADS 16
@@ -332,8 +332,8 @@ static void *thread_main(void *arg)
 	for (;;) {
 		if ((pid_t)syscall(SYS_gettid) != t->tid)
 			t->broken = 1;
-		if (check_pattern(t->buf, (size_t)(t->counter % 64) * (THREAD_WORDS / 64), THREAD_WORDS / 64, t->seed) !=
-		    (size_t)-1)
+		if (check_pattern(t->buf, (size_t)(t->counter % 64) * (THREAD_WORDS / 64), THREAD_WORDS / 64,
+				  t->seed) != (size_t)-1)
 			t->broken = 2;
 		t->counter++;
 		usleep(2000);
@@ -386,9 +386,9 @@ int main(int argc, char **argv)
 	if (!opt_dir || !opt_name || !*opt_name || strchr(opt_name, '/'))
 		usage("--dir and --name (without '/') are required");
 	if ((size_t)snprintf(result_path, sizeof(result_path), "%s/%s.result", opt_dir, opt_name) >=
-		    sizeof(result_path) ||
+		sizeof(result_path) ||
 	    (size_t)snprintf(result_tmp, sizeof(result_tmp), "%s/.%s.result.tmp", opt_dir, opt_name) >=
-		    sizeof(result_tmp))
+		sizeof(result_tmp))
 		usage("path too long");
 	struct stat dst;
 	if (stat(opt_dir, &dst) < 0 || !S_ISDIR(dst.st_mode))
@@ -512,7 +512,8 @@ int main(int argc, char **argv)
 				fail("send counter to child %d: %s", (int)children[i].pid, strerror(errno));
 			int r = read_all(children[i].from_fd, &reply, sizeof(reply));
 			if (r <= 0)
-				fail("child %d: %s", (int)children[i].pid, r == 0 ? "pipe closed (child died?)" : strerror(errno));
+				fail("child %d: %s", (int)children[i].pid,
+				     r == 0 ? "pipe closed (child died?)" : strerror(errno));
 			if (reply == REPLY_DISCONT)
 				fail("child %d saw a counter discontinuity at %" PRIu64, (int)children[i].pid, counter);
 			if (reply != counter + 1)
