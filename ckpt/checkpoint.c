@@ -106,31 +106,15 @@ static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
 	if (om_cg_locate(&c->cg, pid, &g, &t, err) < 0)
 		return -1;
 	if (g != 0) {
-		struct om_group all;
-		if (om_group_normalize(&c->cg, g, err) < 0 || om_group_load(&c->cg, g, &all, err) < 0)
+		if (om_group_normalize(&c->cg, g, err) < 0 || om_group_load(&c->cg, g, &c->g, err) < 0)
 			return -1;
-		for (size_t i = 0; i < all.n_trees; i++) {
-			if (all.trees[i].root != pid)
-				continue;
-			c->g = all;
-			c->g.id = g;
-			/* keep only this tree */
-			struct om_tree keep = all.trees[i];
-			for (size_t j = 0; j < all.n_trees; j++)
-				if (j != i) {
-					for (size_t k = 0; k < all.trees[j].n_members; k++)
-						free(all.trees[j].members[k].cmdline);
-					free(all.trees[j].members);
-				}
-			c->g.trees[0] = keep;
-			c->g.n_trees = 1;
-			return 0;
-		}
-		om_group_release(&all);
-		return om_make_error(err, 0,
-				     "process %d is inside a process tree of miggroup %lu: checkpoint the group "
-				     "(-g %lu) or the tree's root",
-				     (int)pid, g, g);
+		if (om_group_keep_tree(&c->g, pid) < 0)
+			return om_make_error(
+			    err, 0,
+			    "process %d is inside a process tree of miggroup %lu: checkpoint the group "
+			    "(-g %lu) or the tree's root",
+			    (int)pid, g, g);
+		return 0;
 	}
 	/* not in a group: a temporary leaf for the freezer */
 	snprintf(c->tmpleaf, sizeof(c->tmpleaf), "%.4000s/p%d", c->cg.base, (int)pid);
@@ -313,14 +297,36 @@ static bool session_in_tree(const struct om_tree *t)
 	return false;
 }
 
+/* A member may have forked, or a joingroup may have raced the freeze: read the
+ * trees again now that they hold still, and freeze whatever is new. */
 static int reload_frozen(struct ckpt_ctx *c, om_error_t *err)
 {
 	struct om_group g2;
 
-	/* A member may have forked or a joingroup may have raced the freeze:
-	 * read the group again now that it holds still, and freeze what is new. */
-	if (om_group_load(&c->cg, c->o->group, &g2, err) < 0)
+	if (c->tmpleaf[0]) { /* omckpt -p of a process in no group: its temporary leaf */
+		struct om_tree *t = &c->g.trees[0];
+		cleanup_free pid_t *procs = NULL;
+		size_t n = 0;
+		struct om_member *m;
+
+		if (om_cg_procs(c->tmpleaf, &procs, &n, err) < 0)
+			return -1;
+		m = calloc(n ? n : 1, sizeof(*m));
+		if (m == NULL)
+			return om_make_error(err, ENOMEM, "checkpoint %d", (int)c->o->pid);
+		for (size_t i = 0; i < n; i++)
+			m[i].pid = procs[i];
+		free(t->members);
+		t->members = m;
+		t->n_members = n;
+		return 0;
+	}
+	if (om_group_load(&c->cg, c->g.id, &g2, err) < 0)
 		return -1;
+	if (c->o->pid && om_group_keep_tree(&g2, c->o->pid) < 0) {
+		om_group_release(&g2);
+		return om_make_error(err, ESRCH, "process %d", (int)c->o->pid);
+	}
 	g2.frozen = true;
 	if (om_group_freeze(&g2, c->o->freeze_timeout > 0 ? c->o->freeze_timeout : 10, err) < 0) {
 		om_group_release(&g2);
@@ -330,7 +336,7 @@ static int reload_frozen(struct ckpt_ctx *c, om_error_t *err)
 	om_group_release(&c->g);
 	c->g = g2;
 	if (c->g.n_trees == 0)
-		return om_make_error(err, OM_ENOTFOUND, "miggroup %lu has no members", c->o->group);
+		return om_make_error(err, OM_ENOTFOUND, "miggroup %lu has no members", c->g.id);
 	return 0;
 }
 
@@ -427,7 +433,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	tfreeze = om_now();
 	if (om_group_freeze(&c.g, o->freeze_timeout > 0 ? o->freeze_timeout : 10, err) < 0)
 		goto out;
-	if (o->group && reload_frozen(&c, err) < 0)
+	if (reload_frozen(&c, err) < 0)
 		goto out;
 	if (check_trees_whole(&c, err) < 0 || build_manifest(&c, criu_ver, err) < 0)
 		goto out;

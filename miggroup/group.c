@@ -78,6 +78,24 @@ void om_group_release(struct om_group *g)
 	g->n_trees = 0;
 }
 
+int om_group_keep_tree(struct om_group *g, pid_t root)
+{
+	for (size_t i = 0; i < g->n_trees; i++) {
+		struct om_tree keep;
+
+		if (g->trees[i].root != root)
+			continue;
+		keep = g->trees[i];
+		for (size_t j = 0; j < g->n_trees; j++)
+			if (j != i)
+				tree_release(&g->trees[j]);
+		g->trees[0] = keep;
+		g->n_trees = 1;
+		return 0;
+	}
+	return -1;
+}
+
 size_t om_group_count(const struct om_group *g)
 {
 	size_t n = 0;

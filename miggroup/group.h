@@ -46,6 +46,8 @@ bool om_group_exists(const struct om_cg *cg, unsigned long id);
 int om_group_load(const struct om_cg *cg, unsigned long id, struct om_group *g, om_error_t *err);
 void om_group_release(struct om_group *g);
 size_t om_group_count(const struct om_group *g);
+/* Keep only the tree rooted at root (the others are released); -1 if there is none. */
+int om_group_keep_tree(struct om_group *g, pid_t root);
 /* All member pids, sorted. */
 int om_group_pids(const struct om_group *g, pid_t **pids, size_t *n, om_error_t *err);
 

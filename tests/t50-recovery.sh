@@ -68,6 +68,20 @@ for cg in v2 v1; do
 	ok "[$cg] ... and the worker runs" advancing x
 	# shellcheck disable=SC2086
 	ok "[$cg] ... with all its processes" all_alive $xpids
+
+	# omckpt -p of one tree of a group: only that tree is frozen and stored
+	ok "[$cg] omrun a second worker y in the group" start_worker y --mem 8 --children 1
+	ok "[$cg] y ready" wait_ready y
+	xroot=$(pids_of x | head -1)
+	xchild=$(pids_of x | sed -n 2p)
+	check "[$cg] omckpt --leave-running -p (root of x) in a group" "$OMCKPT" --leave-running -p "$xroot"
+	ok "[$cg] ... stores it under pids/" test -f "$OM_STORE/pids/$xroot/gen-1/manifest.om"
+	ok "[$cg] ... y keeps running" advancing y
+	ok "[$cg] ... x keeps running" advancing x
+	ok "[$cg] ... nothing is left frozen" json_frozen false
+	check_rc 1 "[$cg] omckpt -p of a child inside a tree exits 1" "$OMCKPT" -p "$xchild"
+	like "$ERR" "inside a process tree" "[$cg] ... and says to checkpoint the group or the root"
+	finish_ok y
 	finish_ok x
 done
 
