@@ -76,6 +76,7 @@ struct restore_ctx {
 	char scratch[PATH_MAX];
 	size_t cur; /* tree being restored (keeper side) */
 	char leaf[PATH_MAX];
+	char hook_error[512]; /* why post_restore refused, for the error message */
 };
 
 /* keeper side, CRIU's post-restore: put the tree into its leaf before it runs */
@@ -89,6 +90,8 @@ static int post_restore(void *arg, pid_t root)
 		return 0;
 	for (size_t i = 0; i < t->n_procs; i++) {
 		if (om_cg_move(c->leaf, t->procs[i]->pid, &tmp) < 0) {
+			snprintf(c->hook_error, sizeof(c->hook_error), "rejoin miggroup %u: %s: %s", c->m->group,
+				 tmp->msg ? tmp->msg : "error", strerror(tmp->status));
 			om_error_release(&tmp);
 			return -1;
 		}
@@ -119,8 +122,11 @@ static int restore_fn(void *arg, int report)
 			om_error_release(&err);
 			return -1;
 		}
+		c->hook_error[0] = '\0';
 		pid = om_criu_restore_child(&r, &err);
 		if (pid < 0) {
+			if (c->hook_error[0])
+				om_error_wrap(&err, "%s", c->hook_error);
 			om_keeper_send(report, (int)i, 0, err);
 			om_error_release(&err);
 			return -1;
