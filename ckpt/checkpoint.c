@@ -71,8 +71,9 @@ static void ctx_release(struct ckpt_ctx *c)
 		if (om_pid_state(c->origins[i].pid) == OM_PID_ALIVE)
 			if (om_cg_move(c->origins[i].path, c->origins[i].pid, &tmp) < 0)
 				om_error_release(&tmp);
-	if (c->tmpleaf[0])
-		(void)rmdir(c->tmpleaf);
+	/* the temporary leaf of omckpt -p: killed tasks may take a moment to leave it */
+	for (int i = 0; c->tmpleaf[0] && i < 100 && rmdir(c->tmpleaf) < 0 && errno == EBUSY; i++)
+		usleep(10000);
 	free(c->origins);
 	if (c->scratch[0] && c->keep_logs) {
 		for (size_t i = 0; i < c->g.n_trees; i++) {

@@ -78,6 +78,10 @@ int om_criu_version(char *buf, size_t len, om_error_t *err)
 	criu_opts *opts = NULL;
 	int v;
 
+	/* libcriu would print its own complaints; find out first */
+	if (access(om_criu_binary(), X_OK) != 0)
+		return om_make_error(err, OM_ECRIU, "cannot run CRIU `%s`: %s (set OM_CRIU or run scripts/setup.sh)",
+				     om_criu_binary(), strerror(errno));
 	if (criu_local_init_opts(&opts) < 0)
 		return om_make_error(err, ENOMEM, "init CRIU options");
 	criu_local_set_service_binary(opts, om_criu_binary());

@@ -314,6 +314,18 @@ static int check_joinable(pid_t pid, om_error_t *err)
 		return om_make_error(err, OM_EUSAGE, "process %d is this command itself", (int)pid);
 	if (om_proc_is_kthread(pid))
 		return om_make_error(err, OM_EUSAGE, "process %d is a kernel thread", (int)pid);
+	struct om_proc p;
+	om_error_t tmp = NULL;
+	if (om_proc_read(pid, &p, false, &tmp) == 0) {
+		bool keeper = strncmp(p.comm, "omkeeper-", 9) == 0;
+		om_proc_release(&p);
+		if (keeper)
+			return om_make_error(err, OM_EUSAGE,
+					     "process %d is an omtools keeper: it reaps a group's trees and is never a "
+					     "member",
+					     (int)pid);
+	}
+	om_error_release(&tmp);
 	return 0;
 }
 

@@ -132,6 +132,13 @@ print(" ".join(str(m["pid"]) for t in d["trees"] for m in t["members"]))
 	check_rc 2 "[$cg] joingroup with a non-numeric group exits 2" "$JOINGROUP" "$s3" abc
 	check_rc 2 "[$cg] joingroup with a negative group exits 2" "$JOINGROUP" "$s3" -5
 	check_rc 2 "[$cg] showgroup 0 exits 2" "$SHOWGROUP" 0
+	check_rc 2 "[$cg] joingroup of PID 1 exits 2" "$JOINGROUP" 1 "$G"
+	kp=$("$OMRUN" -g "$G" -- sleep 1000)
+	track_pid "$kp"
+	keeper=$(ps -o ppid= -p "$kp" | tr -d ' ')
+	check_rc 2 "[$cg] joingroup of omrun's keeper ($keeper) exits 2" "$JOINGROUP" "$keeper" "$((G + 1))"
+	like "$ERR" "keeper" "[$cg] ... and says it is a keeper"
+	kill -9 "$kp" 2>/dev/null
 	kill -9 "$s3" 2>/dev/null
 	reap "$s3"
 done
