@@ -86,6 +86,33 @@ static char *read_cmdline(pid_t pid, const char *comm)
 	return om_steal_ptr(buf);
 }
 
+/* Thread ids of pid, sorted (ESRCH when the process does not exist). */
+static int list_tasks(pid_t pid, pid_t **tids, size_t *n, om_error_t *err)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *de;
+
+	*tids = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (d == NULL)
+		return om_make_error(err, errno == ENOENT ? ESRCH : errno, "process %d", pid);
+	while ((de = readdir(d)) != NULL) {
+		pid_t tid;
+		if (om_parse_pid(de->d_name, &tid) < 0)
+			continue;
+		if (om_pids_push(tids, n, tid) < 0) {
+			closedir(d);
+			return om_make_error(err, ENOMEM, "list threads of %d", pid);
+		}
+	}
+	closedir(d);
+	om_pids_sort(*tids, *n);
+	return 0;
+}
+
 int om_proc_read(pid_t pid, struct om_proc *p, bool with_tids, om_error_t *err)
 {
 	memset(p, 0, sizeof(*p));
@@ -95,27 +122,8 @@ int om_proc_read(pid_t pid, struct om_proc *p, bool with_tids, om_error_t *err)
 	p->cmdline = read_cmdline(pid, p->comm);
 	if (p->cmdline == NULL)
 		return om_make_error(err, ENOMEM, "read cmdline of %d", pid);
-	if (with_tids) {
-		char path[64];
-		DIR *d;
-		struct dirent *de;
-
-		snprintf(path, sizeof(path), "/proc/%d/task", pid);
-		d = opendir(path);
-		if (d == NULL)
-			return om_make_error(err, errno == ENOENT ? ESRCH : errno, "process %d", pid);
-		while ((de = readdir(d)) != NULL) {
-			pid_t tid;
-			if (om_parse_pid(de->d_name, &tid) < 0)
-				continue;
-			if (om_pids_push(&p->tids, &p->n_tids, tid) < 0) {
-				closedir(d);
-				return om_make_error(err, ENOMEM, "list threads of %d", pid);
-			}
-		}
-		closedir(d);
-		om_pids_sort(p->tids, p->n_tids);
-	}
+	if (with_tids && list_tasks(pid, &p->tids, &p->n_tids, err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -142,37 +150,29 @@ enum om_pid_state om_pid_state(pid_t pid)
 
 int om_proc_children(pid_t pid, pid_t **out, size_t *n, om_error_t *err)
 {
-	char path[384];
-	DIR *d;
-	struct dirent *de;
+	cleanup_free pid_t *tids = NULL;
+	size_t ntids = 0;
 
 	*out = NULL;
 	*n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (d == NULL)
-		return om_make_error(err, errno == ENOENT ? ESRCH : errno, "process %d", pid);
-	while ((de = readdir(d)) != NULL) {
+	if (list_tasks(pid, &tids, &ntids, err) < 0)
+		return -1;
+	for (size_t t = 0; t < ntids; t++) {
 		cleanup_free char *buf = NULL;
 		om_error_t tmp = NULL;
-		char *s, *save = NULL;
+		char path[96], *s, *save = NULL;
 
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/children", pid, de->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, tids[t]);
 		if (om_read_file(path, &buf, NULL, &tmp) < 0) {
 			om_error_release(&tmp);
 			continue; /* thread exited meanwhile */
 		}
 		for (s = strtok_r(buf, " \n", &save); s; s = strtok_r(NULL, " \n", &save)) {
 			pid_t c;
-			if (om_parse_pid(s, &c) == 0 && !om_pids_contains(*out, *n, c) && om_pids_push(out, n, c) < 0) {
-				closedir(d);
+			if (om_parse_pid(s, &c) == 0 && !om_pids_contains(*out, *n, c) && om_pids_push(out, n, c) < 0)
 				return om_make_error(err, ENOMEM, "list children of %d", pid);
-			}
 		}
 	}
-	closedir(d);
 	return 0;
 }
 
