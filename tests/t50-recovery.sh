@@ -82,6 +82,38 @@ for cg in v2 v1; do
 	check_rc 1 "[$cg] omckpt -p of a child inside a tree exits 1" "$OMCKPT" -p "$xchild"
 	like "$ERR" "inside a process tree" "[$cg] ... and says to checkpoint the group or the root"
 	finish_ok y
+
+	# the store's writer lock (held by an omckpt on another node): exit 6, or wait for it
+	mkdir -p "$OM_STORE/groups/$G"
+	flock "$OM_STORE/groups/$G/.lock" sleep 2 &
+	holder=$!
+	sleep 0.3
+	check_rc 6 "[$cg] omckpt while another node holds the store lock exits 6" "$OMCKPT" --leave-running -g "$G"
+	ok "[$cg] ... the worker keeps running" advancing x
+	check "[$cg] omckpt --lock-wait 10 waits for the other node" "$OMCKPT" --leave-running --lock-wait 10 -g "$G"
+	wait $holder
+
+	# checkpoint on "node A", restore on "node B" (same store)
+	xpids=$(pids_of x | tr '\n' ' ')
+	check "[$cg] omckpt on node-a" env OM_NODE=node-a "$OMCKPT" -g "$G"
+	gen=$(ls -d "$OM_STORE/groups/$G"/gen-* | sort -t- -k2 -n | tail -1)
+	like "$("$OMDECODE" "$gen")" "node: +node-a" "[$cg] ... the manifest names node-a"
+	# shellcheck disable=SC2086
+	ok "[$cg] ... the group is gone" all_gone 5 $xpids
+	# shellcheck disable=SC2086
+	pids_free 15 $xpids
+	mkdir -p /run/omtools
+	flock /run/omtools/restore-groups-"$G".lock sleep 2 &
+	holder=$!
+	sleep 0.3
+	check_rc 6 "[$cg] omrestore while another omrestore of the group runs here exits 6" env OM_NODE=node-b "$OMRESTORE" -g "$G"
+	# shellcheck disable=SC2086
+	ok "[$cg] ... and restores nothing" all_gone 1 $xpids
+	wait $holder
+	check "[$cg] omrestore on node-b" env OM_NODE=node-b "$OMRESTORE" -g "$G"
+	like "$ERR" "from node node-a" "[$cg] ... says where the generation was made"
+	# shellcheck disable=SC2086
+	ok "[$cg] ... the group is back" all_alive $xpids
 	finish_ok x
 done
 
