@@ -67,7 +67,10 @@ if CC=clang build build-fuzz --enable-fuzzers --disable-shared; then
 		[ -x "$f" ] || continue
 		name=$(basename "$f")
 		corpus=$(mktemp -d)
-		cp -r tests/fuzz/corpus/. "$corpus"/ 2>/dev/null || true
+		case $name in
+		fuzz_decompress) cp -r tests/fuzz/corpus-zst/. "$corpus"/ ;;
+		*) cp -r tests/fuzz/corpus/. "$corpus"/ ;;
+		esac
 		if "$f" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" >"build-fuzz/$name.out" 2>&1; then
 			passed=$((passed + 1)); echo "ok - $name ran ${FUZZ_SECONDS}s without a crash"
 		else
