@@ -6,6 +6,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -194,6 +195,60 @@ static int check_trees_whole(struct ckpt_ctx *c, om_error_t *err)
 						     g ? g : 0UL);
 			}
 		}
+	}
+	return 0;
+}
+
+/* A terminal whose master side lives outside the tree cannot be dumped by
+ * CRIU; say so in the administrator's terms before CRIU does in its own. */
+static int check_no_foreign_tty(struct ckpt_ctx *c, om_error_t *err)
+{
+	for (size_t i = 0; i < c->g.n_trees; i++) {
+		struct om_tree *t = &c->g.trees[i];
+		bool has_master = false;
+		pid_t tty_pid = 0;
+		int tty_fd = -1;
+		char tty_path[256] = "";
+
+		for (size_t j = 0; j < t->n_members; j++) {
+			char dir[64];
+			DIR *d;
+			struct dirent *de;
+
+			snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)t->members[j].pid);
+			d = opendir(dir);
+			if (d == NULL)
+				continue;
+			while ((de = readdir(d)) != NULL) {
+				char link[320], target[256];
+				ssize_t n;
+
+				if (de->d_name[0] == '.')
+					continue;
+				snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+				n = readlink(link, target, sizeof(target) - 1);
+				if (n <= 0)
+					continue;
+				target[n] = '\0';
+				if (strcmp(target, "/dev/ptmx") == 0 || strncmp(target, "/dev/pts/ptmx", 13) == 0)
+					has_master = true;
+				else if (tty_pid == 0 &&
+					 (strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0 ||
+					  strcmp(target, "/dev/console") == 0)) {
+					tty_pid = t->members[j].pid;
+					tty_fd = atoi(de->d_name);
+					snprintf(tty_path, sizeof(tty_path), "%s", target);
+				}
+			}
+			closedir(d);
+		}
+		if (tty_pid && !has_master)
+			return om_make_error(
+			    err, 0,
+			    "process %d (tree %d) has the terminal %s open on fd %d: CRIU cannot move a "
+			    "terminal whose other side is outside the tree; start it with omrun, or "
+			    "with its stdin, stdout and stderr redirected",
+			    (int)tty_pid, (int)t->root, tty_path, tty_fd);
 	}
 	return 0;
 }
@@ -436,7 +491,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		goto out;
 	if (reload_frozen(&c, err) < 0)
 		goto out;
-	if (check_trees_whole(&c, err) < 0 || build_manifest(&c, criu_ver, err) < 0)
+	if (check_trees_whole(&c, err) < 0 || check_no_foreign_tty(&c, err) < 0 ||
+	    build_manifest(&c, criu_ver, err) < 0)
 		goto out;
 
 	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/ckpt-%s%lu-%d", om_workdir(o->workdir), o->group ? "g" : "p",

@@ -171,6 +171,22 @@ ok "... the already restored first tree ($first) is killed again" all_gone 5 $ap
 # shellcheck disable=SC2086
 ok "... no pid of the second tree is alive" all_gone 1 $bpids
 
+# ---- a process on a terminal it does not own (started from a shell) ----
+new_group
+setsid script -qfc "$WORKER --dir $W --name tty --mem 8 --children 1" /dev/null </dev/null >/dev/null 2>&1 &
+track_pid $!
+ok "a worker on a pseudo-terminal is ready" wait_ready tty
+ttypid=$(status_field tty pid)
+track_pid "$ttypid"
+WPID[tty]=$ttypid
+check "it joins group $G" "$JOINGROUP" "$ttypid" "$G"
+check_rc 1 "omckpt of a group with a foreign terminal exits 1" "$OMCKPT" -g "$G"
+like "$ERR" "terminal /dev/pts/[0-9]+" "... and names the terminal"
+like "$ERR" "omrun" "... and says how to start it instead"
+ok "... the worker keeps running" advancing tty
+ok "... and no generation is written" test ! -e "$OM_STORE/groups/$G/gen-1"
+finish_ok tty
+
 # ---- usage errors ----
 check_rc 2 "omckpt without -g/-p exits 2" "$OMCKPT"
 for cmd in "$OMCKPT" "$OMRESTORE" "$JOINGROUP" "$SHOWGROUP" "$RESETGROUP" "$OMRUN" "$OMDECODE"; do
