@@ -100,6 +100,19 @@ static int post_restore(void *arg, pid_t root)
 	return 0;
 }
 
+static void kill_trees(const Om__Manifest *m, size_t upto)
+{
+	for (size_t i = 0; i < upto && i < m->n_trees; i++)
+		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
+			kill(m->trees[i]->procs[j]->pid, SIGKILL);
+	/* the keeper reaps them; wait until they are gone */
+	double deadline = om_now() + 10;
+	for (size_t i = 0; i < upto && i < m->n_trees; i++)
+		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
+			while (om_pid_state(m->trees[i]->procs[j]->pid) == OM_PID_ALIVE && om_now() < deadline)
+				sleep_ms(5);
+}
+
 static int restore_fn(void *arg, int report)
 {
 	struct restore_ctx *c = arg;
@@ -127,6 +140,9 @@ static int restore_fn(void *arg, int report)
 		if (pid < 0) {
 			if (c->hook_error[0])
 				om_error_wrap(&err, "%s", c->hook_error);
+			/* never a half-restored group, even if omrestore itself is gone:
+			 * the keeper kills the trees it restored before reporting */
+			kill_trees(c->m, i);
 			om_keeper_send(report, (int)i, 0, err);
 			om_error_release(&err);
 			return -1;
@@ -134,19 +150,6 @@ static int restore_fn(void *arg, int report)
 		om_keeper_send(report, (int)i, pid, NULL);
 	}
 	return 0;
-}
-
-static void kill_trees(const Om__Manifest *m, size_t upto)
-{
-	for (size_t i = 0; i < upto && i < m->n_trees; i++)
-		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
-			kill(m->trees[i]->procs[j]->pid, SIGKILL);
-	/* the keeper reaps them; wait until they are gone */
-	double deadline = om_now() + 10;
-	for (size_t i = 0; i < upto && i < m->n_trees; i++)
-		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
-			while (om_pid_state(m->trees[i]->procs[j]->pid) == OM_PID_ALIVE && om_now() < deadline)
-				sleep_ms(5);
 }
 
 static int lock_restore(const char *kind, unsigned long id, int *fd, om_error_t *err)
@@ -201,6 +204,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	c.use_group = m->group != 0;
 	if (c.use_group && om_cg_init(&c.cg, err) < 0)
 		goto out;
+	om_workdir_sweep(om_workdir(o->workdir));
 	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/restore-%s%lu-%d", om_workdir(o->workdir), o->group ? "g" : "p",
 		 id, (int)getpid());
 	if (om_rm_rf_at(AT_FDCWD, c.scratch, err) < 0 || om_mkdir_p(c.scratch, 0700, err) < 0)

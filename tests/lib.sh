@@ -169,6 +169,8 @@ OM_STORE=$(mktemp -d /tmp/omstore.XXXXXX)
 export OM_STORE
 W=$(mktemp -d /tmp/omwork.XXXXXX)
 chmod 755 "$W"
+# CRIU's scratch images and logs: the script's own, removed with it
+export OM_WORKDIR=$W/scratch
 export OM_CGROUP=${OM_CGROUP:-v2}
 
 # ---------------------------------------------------------- bookkeeping ----
@@ -249,6 +251,13 @@ in_cgroup() {
 }
 
 # ---------------------------------------------------------------- procs ----
+
+# free_pid : a PID nobody uses (near pid_max).
+free_pid() {
+	local p=$(($(cat /proc/sys/kernel/pid_max) - 7))
+	while [ -e "/proc/$p" ]; do p=$((p - 1)); done
+	echo "$p"
+}
 
 # alive PID : /proc/PID exists and is not a zombie.
 alive() {

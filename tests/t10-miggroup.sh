@@ -8,12 +8,6 @@ set -u
 group_ids 1000
 
 # A pid nobody uses.
-free_pid() {
-	local p=$(($(cat /proc/sys/kernel/pid_max) - 7))
-	while [ -e "/proc/$p" ]; do p=$((p - 1)); done
-	echo "$p"
-}
-
 # member_of PID : showgroup $G lists PID.
 member_of() {
 	members | grep -qx -- "$1"

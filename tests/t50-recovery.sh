@@ -48,6 +48,15 @@ for cg in v2 v1; do
 	ok "[$cg] the worker runs after resetgroup" advancing x
 	check "[$cg] the worker rejoins" "$JOINGROUP" "$(pids_of x | head -1)" "$G"
 
+	# the raw images a killed omckpt left behind are swept, its CRIU log stays
+	dead=$(free_pid)
+	mkdir -p "$OM_WORKDIR/ckpt-g$G-$dead/tree-1/img"
+	head -c 1M /dev/zero >"$OM_WORKDIR/ckpt-g$G-$dead/tree-1/img/pages-1.img"
+	echo "Error (criu): something" >"$OM_WORKDIR/ckpt-g$G-$dead/tree-1/dump.log"
+	check "[$cg] omckpt --leave-running after a killed omckpt" "$OMCKPT" --leave-running -g "$G"
+	ok "[$cg] ... sweeps the images it left" test ! -e "$OM_WORKDIR/ckpt-g$G-$dead/tree-1/img"
+	ok "[$cg] ... keeps its CRIU log" test -s "$OM_WORKDIR/ckpt-g$G-$dead/tree-1/dump.log"
+
 	# one omckpt of a group per node at a time
 	mkdir -p /run/omtools
 	flock /run/omtools/ckpt-groups-"$G".lock sleep 3 &
