@@ -368,6 +368,8 @@ static int build_manifest(struct ckpt_ctx *c, char *criu_ver, om_error_t *err)
 		om__tree_entry__init(te);
 		m->trees[m->n_trees++] = te;
 		te->root_pid = t->root;
+		te->has_own_pidns = true;
+		te->own_pidns = !om_proc_same_ns(t->root, getpid(), "pid");
 		te->dir = om_strdup_printf("tree-%d", (int)t->root);
 		te->procs = calloc(t->n_members, sizeof(Om__ProcEntry *));
 		if (te->dir == NULL || te->procs == NULL)

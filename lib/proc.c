@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int om_pids_push(pid_t **arr, size_t *n, pid_t v)
 {
@@ -203,6 +204,18 @@ int om_proc_descendants(pid_t pid, pid_t **out, size_t *n, om_error_t *err)
 				return om_make_error(err, ENOMEM, "list descendants of %d", pid);
 	}
 	return 0;
+}
+
+bool om_proc_same_ns(pid_t a, pid_t b, const char *kind)
+{
+	char pa[64], pb[64];
+	struct stat sa, sb;
+
+	snprintf(pa, sizeof(pa), "/proc/%d/ns/%s", (int)a, kind);
+	snprintf(pb, sizeof(pb), "/proc/%d/ns/%s", (int)b, kind);
+	if (stat(pa, &sa) < 0 || stat(pb, &sb) < 0)
+		return true; /* cannot tell: assume the common case */
+	return sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
 }
 
 bool om_proc_is_kthread(pid_t pid)

@@ -29,6 +29,8 @@ enum om_pid_state om_pid_state(pid_t pid);
 int om_proc_children(pid_t pid, pid_t **out, size_t *n, om_error_t *err);
 /* pid and all its descendants (pre-order). */
 int om_proc_descendants(pid_t pid, pid_t **out, size_t *n, om_error_t *err);
+/* Are a and b in the same namespace of this kind ("pid", "ipc", ...)? */
+bool om_proc_same_ns(pid_t a, pid_t b, const char *kind);
 /* Kernel thread (no mm)? */
 bool om_proc_is_kthread(pid_t pid);
 /* Append v to a growable pid array. */

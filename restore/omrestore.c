@@ -11,6 +11,23 @@
 
 static const char *prog = "omrestore";
 
+static void print_restored(pid_t pid, unsigned group)
+{
+	struct om_proc p;
+	om_error_t tmp = NULL;
+
+	if (om_proc_read(pid, &p, false, &tmp) < 0) {
+		om_error_release(&tmp);
+		printf("%d restored, but gone already\n", (int)pid);
+		return;
+	}
+	printf("%d with commandline %s restored", (int)pid, p.cmdline);
+	if (group)
+		printf(" in group %u", group);
+	printf(" (state %c)\n", p.state);
+	om_proc_release(&p);
+}
+
 static void usage(void)
 {
 	printf("Usage: %s -g G [OPTION]...\n"
@@ -100,23 +117,23 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	if (!quiet) {
-		for (size_t i = 0; i < r.m->n_trees; i++)
-			for (size_t j = 0; j < r.m->trees[i]->n_procs; j++) {
-				const Om__ProcEntry *p = r.m->trees[i]->procs[j];
-				struct om_proc now;
-				om_error_t tmp = NULL;
-				char state = '?';
+		for (size_t i = 0; i < r.m->n_trees; i++) {
+			const Om__TreeEntry *t = r.m->trees[i];
+			cleanup_free pid_t *now = NULL;
+			size_t n = 0;
+			om_error_t tmp = NULL;
 
-				if (om_proc_read(p->pid, &now, false, &tmp) == 0) {
-					state = now.state;
-					om_proc_release(&now);
-				}
-				om_error_release(&tmp);
-				printf("%d with commandline %s restored", p->pid, p->cmdline ? p->cmdline : p->comm);
-				if (r.m->group)
-					printf(" in group %u", r.m->group);
-				printf(" (state %c)\n", state);
+			/* a tree in its own PID namespace has new PIDs here: walk it from its root */
+			if (t->has_own_pidns && t->own_pidns) {
+				if (om_proc_descendants(r.roots[i], &now, &n, &tmp) < 0)
+					om_error_release(&tmp);
+			} else if ((now = calloc(t->n_procs ? t->n_procs : 1, sizeof(pid_t))) != NULL) {
+				for (n = 0; n < t->n_procs; n++)
+					now[n] = t->procs[n]->pid;
 			}
+			for (size_t j = 0; j < n; j++)
+				print_restored(now[j], r.m->group);
+		}
 		fprintf(stderr, "%s: generation %llu of %s %lu restored from node %s (%zu tree%s, %.2f s)\n", prog,
 			(unsigned long long)r.generation, o.group ? "miggroup" : "PID",
 			o.group ? o.group : (unsigned long)o.pid, r.m->node, r.m->n_trees, r.m->n_trees == 1 ? "" : "s",

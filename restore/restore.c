@@ -20,6 +20,8 @@ void om_restore_result_release(struct om_restore_result *res)
 	if (res->m)
 		om_manifest_free(res->m);
 	res->m = NULL;
+	free(res->roots);
+	res->roots = NULL;
 }
 
 static void sleep_ms(long ms)
@@ -35,6 +37,8 @@ static int wait_pids_free(const Om__Manifest *m, double wait_s, om_error_t *err)
 
 	for (size_t i = 0; i < m->n_trees; i++) {
 		const Om__TreeEntry *t = m->trees[i];
+		if (t->has_own_pidns && t->own_pidns)
+			continue; /* CRIU makes a new PID namespace: these PIDs live in there */
 		for (size_t j = 0; j < t->n_procs; j++) {
 			const Om__ProcEntry *p = t->procs[j];
 			for (size_t k = 0; k <= p->n_tids; k++) {
@@ -74,43 +78,64 @@ struct restore_ctx {
 	struct om_cg cg;
 	bool use_group;
 	char scratch[PATH_MAX];
-	size_t cur; /* tree being restored (keeper side) */
+	size_t cur;   /* tree being restored (keeper side) */
+	pid_t *roots; /* restored roots, in this node's PID namespace (keeper side) */
 	char leaf[PATH_MAX];
 	char hook_error[512]; /* why post_restore refused, for the error message */
 };
 
-/* keeper side, CRIU's post-restore: put the tree into its leaf before it runs */
+/* keeper side, CRIU's post-restore: the tree exists but does not run yet (it
+ * cannot fork); put the root and every descendant into the tree's leaf */
 static int post_restore(void *arg, pid_t root)
 {
 	struct restore_ctx *c = arg;
-	const Om__TreeEntry *t = c->m->trees[c->cur];
+	cleanup_free pid_t *desc = NULL;
+	size_t n = 0;
 	om_error_t tmp = NULL;
 
+	c->roots[c->cur] = root;
 	if (!c->use_group)
 		return 0;
-	for (size_t i = 0; i < t->n_procs; i++) {
-		if (om_cg_move(c->leaf, t->procs[i]->pid, &tmp) < 0) {
-			snprintf(c->hook_error, sizeof(c->hook_error), "rejoin miggroup %u: %s: %s", c->m->group,
-				 tmp->msg ? tmp->msg : "error", strerror(tmp->status));
-			om_error_release(&tmp);
-			return -1;
-		}
-	}
-	(void)root;
+	if (om_proc_descendants(root, &desc, &n, &tmp) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		if (om_cg_move(c->leaf, desc[i], &tmp) < 0)
+			goto fail;
 	return 0;
+fail:
+	snprintf(c->hook_error, sizeof(c->hook_error), "rejoin miggroup %u: %s: %s", c->m->group,
+		 tmp->msg ? tmp->msg : "error", strerror(tmp->status));
+	om_error_release(&tmp);
+	return -1;
 }
 
-static void kill_trees(const Om__Manifest *m, size_t upto)
+/* Kill every process of the restored trees (roots[0..n-1], in this node's
+ * PID namespace) and wait until they are gone (the keeper reaps them). */
+static void kill_trees(const pid_t *roots, size_t n)
 {
-	for (size_t i = 0; i < upto && i < m->n_trees; i++)
-		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
-			kill(m->trees[i]->procs[j]->pid, SIGKILL);
-	/* the keeper reaps them; wait until they are gone */
-	double deadline = om_now() + 10;
-	for (size_t i = 0; i < upto && i < m->n_trees; i++)
-		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
-			while (om_pid_state(m->trees[i]->procs[j]->pid) == OM_PID_ALIVE && om_now() < deadline)
-				sleep_ms(5);
+	cleanup_free pid_t *all = NULL;
+	size_t nall = 0;
+	double deadline;
+
+	for (size_t i = 0; i < n; i++) {
+		cleanup_free pid_t *desc = NULL;
+		size_t nd = 0;
+		om_error_t tmp = NULL;
+
+		if (roots[i] <= 0 || om_proc_descendants(roots[i], &desc, &nd, &tmp) < 0) {
+			om_error_release(&tmp);
+			continue;
+		}
+		for (size_t j = 0; j < nd; j++) {
+			kill(desc[j], SIGKILL);
+			if (om_pids_push(&all, &nall, desc[j]) < 0)
+				break;
+		}
+	}
+	deadline = om_now() + 10;
+	for (size_t i = 0; i < nall; i++)
+		while (om_pid_state(all[i]) == OM_PID_ALIVE && om_now() < deadline)
+			sleep_ms(5);
 }
 
 static int restore_fn(void *arg, int report)
@@ -131,6 +156,7 @@ static int restore_fn(void *arg, int report)
 		r.shell_job = t->has_shell_job && t->shell_job;
 		r.work_dir = dir;
 		if (c->use_group && om_group_prepare_tree(&c->cg, c->m->group, t->root_pid, c->leaf, &err) < 0) {
+			kill_trees(c->roots, i);
 			om_keeper_send(report, (int)i, 0, err);
 			om_error_release(&err);
 			return -1;
@@ -142,11 +168,12 @@ static int restore_fn(void *arg, int report)
 				om_error_wrap(&err, "%s", c->hook_error);
 			/* never a half-restored group, even if omrestore itself is gone:
 			 * the keeper kills the trees it restored before reporting */
-			kill_trees(c->m, i);
+			kill_trees(c->roots, i);
 			om_keeper_send(report, (int)i, 0, err);
 			om_error_release(&err);
 			return -1;
 		}
+		c->roots[i] = pid;
 		om_keeper_send(report, (int)i, pid, NULL);
 	}
 	return 0;
@@ -200,6 +227,11 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	if (om_gen_load_manifest(&st, kind, id, o->generation, &m, err) < 0)
 		goto out;
 	c.m = m;
+	c.roots = calloc(m->n_trees ? m->n_trees : 1, sizeof(pid_t));
+	if (c.roots == NULL) {
+		om_make_error(err, ENOMEM, "restore");
+		goto out;
+	}
 	res->generation = m->generation;
 	c.use_group = m->group != 0;
 	if (c.use_group && om_cg_init(&c.cg, err) < 0)
@@ -241,26 +273,38 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 				      (int)m->trees[r.index]->root_pid, (size_t)r.index + 1, m->n_trees, r.msg);
 			goto fail_kill;
 		}
+		c.roots[r.index] = r.pid;
 		restored = (size_t)r.index + 1;
 	}
 	if (restored != m->n_trees) {
 		om_make_error(err, ECHILD, "the keeper stopped after %zu of %zu trees", restored, m->n_trees);
 		goto fail_kill;
 	}
-	/* every restored process must be there */
-	for (size_t i = 0; i < m->n_trees; i++)
-		for (size_t j = 0; j < m->trees[i]->n_procs; j++)
-			if (om_pid_state(m->trees[i]->procs[j]->pid) != OM_PID_ALIVE) {
-				om_make_error(err, ECHILD, "process %d of tree %d is gone right after restore",
-					      (int)m->trees[i]->procs[j]->pid, (int)m->trees[i]->root_pid);
-				goto fail_kill;
-			}
+	/* every restored process must be there; a tree with its own PID namespace
+	 * has new PIDs on this node: it is found from its root */
+	for (size_t i = 0; i < m->n_trees; i++) {
+		const Om__TreeEntry *t = m->trees[i];
+		bool own_ns = t->has_own_pidns && t->own_pidns;
+		pid_t gone = 0;
+
+		if (own_ns ? om_pid_state(c.roots[i]) != OM_PID_ALIVE : c.roots[i] != t->root_pid)
+			gone = c.roots[i];
+		for (size_t j = 0; !own_ns && !gone && j < t->n_procs; j++)
+			if (om_pid_state(t->procs[j]->pid) != OM_PID_ALIVE)
+				gone = t->procs[j]->pid;
+		if (gone) {
+			om_make_error(err, ECHILD, "process %d of tree %d is gone right after restore", (int)gone,
+				      (int)t->root_pid);
+			goto fail_kill;
+		}
+	}
 	ret = 0;
 	goto out;
 
 fail_kill:
-	/* never a half-restored group: kill the trees already restored */
-	kill_trees(m, restored);
+	/* never a half-restored group: kill the trees already restored (the
+	 * keeper has done so when it reported the failure; this covers the rest) */
+	kill_trees(c.roots, restored);
 out:
 	if (c.scratch[0]) {
 		om_error_t tmp = NULL;
@@ -282,8 +326,10 @@ out:
 			om_error_wrap(err, "restore process %d", (int)o->pid);
 		if (m)
 			om_manifest_free(m);
+		free(c.roots);
 	} else {
 		res->m = m;
+		res->roots = c.roots;
 		res->seconds = om_now() - t0;
 	}
 	om_store_close(&st);

@@ -20,6 +20,8 @@ struct om_restore_opts {
 struct om_restore_result {
 	uint64_t generation;
 	Om__Manifest *m; /* the generation restored (om_manifest_free) */
+	pid_t *roots;	 /* the root of each tree of m as restored, in this node's PID
+			  * namespace (new PIDs for a tree with its own PID namespace) */
 	double seconds;
 };
 

@@ -136,6 +136,10 @@ static void print_human(FILE *out, const char *path, const Om__Manifest *m)
 		fputc('\n', out);
 		if (t->has_dump_seconds)
 			fprintf(out, "  dump seconds:    %.6f\n", t->dump_seconds);
+		if (t->has_shell_job)
+			fprintf(out, "  shell job:       %s\n", t->shell_job ? "yes" : "no");
+		if (t->has_own_pidns)
+			fprintf(out, "  own pid ns:      %s\n", t->own_pidns ? "yes (new PIDs on restore)" : "no");
 		fprintf(out, "  processes:       %zu\n", t->n_procs);
 		if (t->n_procs)
 			fprintf(out, "    %8s %8s  %-24s %-16s %s\n", "PID", "PPID", "TIDS", "COMM", "CMDLINE");
@@ -297,6 +301,10 @@ static void print_json(FILE *out, const char *path, const Om__Manifest *m, int v
 			json_double(out, t->dump_seconds);
 		else
 			fputs("null", out);
+		fputs(",\"shell_job\":", out);
+		fputs(!t->has_shell_job ? "null" : t->shell_job ? "true" : "false", out);
+		fputs(",\"own_pidns\":", out);
+		fputs(!t->has_own_pidns ? "null" : t->own_pidns ? "true" : "false", out);
 		fputs(",\"procs\":[", out);
 		for (size_t j = 0; j < t->n_procs; j++) {
 			const Om__ProcEntry *p = t->procs[j];

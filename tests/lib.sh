@@ -487,6 +487,10 @@ _cleanup() {
 		OM_CGROUP=$cg timeout 30 "$RESETGROUP" "$grp" >/dev/null 2>&1
 	done
 	wait 2>/dev/null
+	# POSIX shm of killed workers (a worker that finishes removes its own)
+	for n in "${!WPID[@]}"; do
+		rm -f /dev/shm/omtools-worker-"$n"-*
+	done
 	for m in "${_MOUNTS[@]}"; do
 		umount "$m" 2>/dev/null
 	done

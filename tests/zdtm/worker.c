@@ -1,6 +1,6 @@
 /* tests/zdtm/worker.c — a ZDTM-style test process for omtools.
  *
- * Usage: worker --dir DIR --name NAME [--mem MIB] [--children N] [--threads N]
+ * Usage: worker --dir DIR --name NAME [--mem MIB] [--children N] [--threads N] [--shm MIB]
  *
  * The worker lives through checkpoints and restores and checks, on SIGTERM,
  * that nothing it owns changed:
@@ -35,6 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -57,9 +60,21 @@
 #define REPLY_OK UINT64_C(0x00000000004F4B21)	   /* "OK!" */
 #define REPLY_FAIL UINT64_C(0x000000004641494C)	   /* "FAIL" heap or pid check */
 #define REPLY_DISCONT UINT64_C(0x0000444953434F4E) /* "DISCON": counter not previous+1 */
+#define REPLY_SHM UINT64_C(0x0000000053484D21)	   /* "SHM!": shared memory does not show the counter */
+
+/* Shared memory (--shm MIB): a SysV segment and a POSIX /dev/shm file, both
+ * mapped by the parent and inherited by every child. Word 0 of each carries
+ * the live counter (the parent writes it before sending it down the pipe, the
+ * child checks it: the memory must really be shared after a restore, not two
+ * private copies); the rest holds a pattern. */
+static uint64_t *sysv_shm, *posix_shm;
+static size_t shm_words;
+static char posix_shm_name[256];
+static int sysv_shm_id = -1;
 
 #define MAX_THREADS 16
 static volatile sig_atomic_t got_term;
+static pid_t parent_pid;
 
 static const char *opt_dir;
 static const char *opt_name;
@@ -162,6 +177,10 @@ static void kill_children(void)
 
 static void write_result(const char *text)
 {
+	if (posix_shm_name[0] && getpid() == parent_pid)
+		shm_unlink(posix_shm_name);
+	if (sysv_shm_id >= 0 && getpid() == parent_pid)
+		shmctl(sysv_shm_id, IPC_RMID, NULL); /* goes when the last process detaches */
 	int fd = open(result_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
@@ -194,7 +213,7 @@ static __attribute__((noreturn)) void usage(const char *msg)
 		fprintf(stderr, "worker: %s\n", msg);
 	fprintf(stderr,
 		"usage: worker --dir DIR --name NAME [--mem MIB (default 64)] [--children N (default 1, max %d)]\n"
-		"              [--threads N (default 0, max %d)]\n",
+		"              [--threads N (default 0, max %d)] [--shm MIB (default 0)]\n",
 		MAX_CHILDREN, MAX_THREADS);
 	exit(2);
 }
@@ -264,12 +283,20 @@ static __attribute__((noreturn)) void child_main(int idx, int from_parent, int t
 			_exit(r == 0 ? 0 : 1); /* parent gone: never outlive it */
 		if (v == MSG_VERIFY) {
 			bool ok = check_pattern(heap, 0, words, seed) == (size_t)-1 && getpid() == mypid;
+			if (sysv_shm)
+				ok = ok &&
+				     check_pattern(sysv_shm, 1, shm_words - 1, name_seed ^ UINT64_C(0x5157)) ==
+					 (size_t)-1 &&
+				     check_pattern(posix_shm, 1, shm_words - 1, name_seed ^ UINT64_C(0x9051)) ==
+					 (size_t)-1;
 			reply = ok ? REPLY_OK : REPLY_FAIL;
 			(void)write_all(to_parent, &reply, sizeof(reply));
 			_exit(ok ? 0 : 1);
 		}
 		if (have_prev && v != prev + 1)
 			reply = REPLY_DISCONT;
+		else if (sysv_shm && (sysv_shm[0] != v || posix_shm[0] != v))
+			reply = REPLY_SHM;
 		else
 			reply = v + 1;
 		prev = v;
@@ -361,7 +388,7 @@ static void check_threads(void)
 
 int main(int argc, char **argv)
 {
-	long mem_mib = 64, nkids = 1, nthr = 0;
+	long mem_mib = 64, nkids = 1, nthr = 0, shm_mib = 0;
 	char path[4096];
 
 	for (int i = 1; i < argc; i++) {
@@ -380,6 +407,8 @@ int main(int argc, char **argv)
 			nkids = parse_num(argv[++i], 0, MAX_CHILDREN, "--children");
 		else if (!strcmp(a, "--threads"))
 			nthr = parse_num(argv[++i], 0, MAX_THREADS, "--threads");
+		else if (!strcmp(a, "--shm"))
+			shm_mib = parse_num(argv[++i], 0, 1024, "--shm");
 		else
 			usage("unknown option");
 	}
@@ -415,6 +444,7 @@ int main(int argc, char **argv)
 
 	pid_t mypid = getpid();
 	uint64_t seed = hash_name(opt_name);
+	parent_pid = mypid;
 
 	/* Status file: exactly STATUS_SIZE bytes for the whole life. */
 	snprintf(path, sizeof(path), "%s/%s.status", opt_dir, opt_name);
@@ -448,6 +478,35 @@ int main(int argc, char **argv)
 		fail("open %s read-only: %s", path, strerror(errno));
 	if (lseek(fd_rw, RW_OFFSET, SEEK_SET) != RW_OFFSET || lseek(fd_ro, RO_OFFSET, SEEK_SET) != RO_OFFSET)
 		fail("lseek data: %s", strerror(errno));
+
+	/* Shared memory, before the children: they inherit both mappings. */
+	if (shm_mib > 0) {
+		size_t bytes = (size_t)shm_mib * 1024 * 1024;
+		int id = shmget(IPC_PRIVATE, bytes, IPC_CREAT | 0600);
+		if (id < 0)
+			fail("shmget %ld MiB: %s", shm_mib, strerror(errno));
+		sysv_shm_id = id;
+		sysv_shm = shmat(id, NULL, 0);
+		if (sysv_shm == (void *)-1)
+			fail("shmat: %s", strerror(errno));
+		struct timespec now; /* the pid alone is 1 in a PID namespace of its own */
+		clock_gettime(CLOCK_REALTIME, &now);
+		snprintf(posix_shm_name, sizeof(posix_shm_name), "/omtools-worker-%s-%d-%lx%lx", opt_name, (int)mypid,
+			 (unsigned long)now.tv_sec, (unsigned long)now.tv_nsec);
+		int fd = shm_open(posix_shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			fail("shm_open %s: %s", posix_shm_name, strerror(errno));
+		if (ftruncate(fd, (off_t)bytes) < 0)
+			fail("ftruncate %s: %s", posix_shm_name, strerror(errno));
+		posix_shm = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (posix_shm == MAP_FAILED)
+			fail("mmap %s: %s", posix_shm_name, strerror(errno));
+		close(fd);
+		shm_words = bytes / 8;
+		fill_pattern(sysv_shm, shm_words, seed ^ UINT64_C(0x5157));
+		fill_pattern(posix_shm, shm_words, seed ^ UINT64_C(0x9051));
+		sysv_shm[0] = posix_shm[0] = 0;
+	}
 
 	/* Children. */
 	for (int i = 0; i < nkids; i++) {
@@ -506,6 +565,8 @@ int main(int argc, char **argv)
 		if (counter != last + 1)
 			fail("counter %" PRIu64 " after %" PRIu64 ": not continuous", counter, last);
 		last = counter;
+		if (sysv_shm)
+			sysv_shm[0] = posix_shm[0] = counter;
 		for (int i = 0; i < nchildren; i++) {
 			uint64_t reply;
 			if (write_all(children[i].to_fd, &counter, sizeof(counter)) < 0)
@@ -514,6 +575,9 @@ int main(int argc, char **argv)
 			if (r <= 0)
 				fail("child %d: %s", (int)children[i].pid,
 				     r == 0 ? "pipe closed (child died?)" : strerror(errno));
+			if (reply == REPLY_SHM)
+				fail("child %d does not see counter %" PRIu64 " in shared memory: not shared any more",
+				     (int)children[i].pid, counter);
 			if (reply == REPLY_DISCONT)
 				fail("child %d saw a counter discontinuity at %" PRIu64, (int)children[i].pid, counter);
 			if (reply != counter + 1)
@@ -536,6 +600,9 @@ int main(int argc, char **argv)
 		fail("pid changed from %d to %d", (int)mypid, (int)getpid());
 	check_data(fd_rw, fd_ro, expect, buf);
 	check_threads();
+	if (sysv_shm && (check_pattern(sysv_shm, 1, shm_words - 1, seed ^ UINT64_C(0x5157)) != (size_t)-1 ||
+			 check_pattern(posix_shm, 1, shm_words - 1, seed ^ UINT64_C(0x9051)) != (size_t)-1))
+		fail("shared memory pattern differs");
 	{
 		struct stat st;
 		if (fstat(status_fd, &st) < 0 || st.st_size != STATUS_SIZE)
