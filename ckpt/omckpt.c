@@ -9,6 +9,17 @@
 
 static const char *prog = "omckpt";
 
+struct run_args {
+	const struct om_ckpt_opts *o;
+	struct om_ckpt_result *r;
+};
+
+static int run(void *arg, om_error_t *err)
+{
+	struct run_args *a = arg;
+	return om_checkpoint(a->o, a->r, err);
+}
+
 static void usage(void)
 {
 	printf("Usage: %s -g G [OPTION]...\n"
@@ -108,16 +119,10 @@ int main(int argc, char **argv)
 		return om_cli_usage_error(prog, "unexpected argument");
 	if ((o.group == 0) == (o.pid == 0))
 		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
-	sigset_t held;
-	int rc;
-
-	om_cli_hold_signals(&held);
-	rc = om_checkpoint(&o, &r, &err);
-	if (rc < 0) {
-		rc = om_cli_fail(prog, &err);
-		om_cli_release_signals(&held);
+	struct run_args a = {&o, &r};
+	int rc = om_cli_run_held(prog, run, &a);
+	if (rc != OM_EXIT_OK)
 		return rc;
-	}
 	if (!quiet) {
 		if (o.group)
 			printf("group %lu: ", o.group);
@@ -130,6 +135,5 @@ int main(int argc, char **argv)
 		       r.total_seconds, o.leave_running ? ", left running" : ", stopped");
 	}
 	om_ckpt_result_release(&r);
-	om_cli_release_signals(&held);
 	return 0;
 }

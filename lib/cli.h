@@ -52,22 +52,24 @@ static inline int om_cli_common_option(int c, const char *prog, void (*usage)(vo
 }
 
 /* A checkpoint or restore must not be cut in half by ^C, a hang-up or a
- * plain kill: hold those signals while it runs (the criu child inherits the
- * mask), and let a pending one take effect once the group is safe again. */
-static inline void om_cli_hold_signals(sigset_t *old)
+ * plain kill: run it with those signals held (the criu child inherits the
+ * mask), and let a pending one take effect once the group is safe again.
+ * On failure the error is printed once. Returns the exit status. */
+static inline int om_cli_run_held(const char *prog, int (*fn)(void *arg, om_error_t *err), void *arg)
 {
-	sigset_t set;
+	om_error_t err = NULL;
+	sigset_t set, old;
+	int rc;
+
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &set, old);
-}
-
-static inline void om_cli_release_signals(const sigset_t *old)
-{
-	sigprocmask(SIG_SETMASK, old, NULL);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	rc = fn(arg, &err) < 0 ? om_cli_fail(prog, &err) : OM_EXIT_OK;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
 }
 
 #endif

@@ -28,6 +28,17 @@ static void print_restored(pid_t pid, unsigned group)
 	om_proc_release(&p);
 }
 
+struct run_args {
+	const struct om_restore_opts *o;
+	struct om_restore_result *r;
+};
+
+static int run(void *arg, om_error_t *err)
+{
+	struct run_args *a = arg;
+	return om_restore(a->o, a->r, err);
+}
+
 static void usage(void)
 {
 	printf("Usage: %s -g G [OPTION]...\n"
@@ -106,16 +117,10 @@ int main(int argc, char **argv)
 		return om_cli_usage_error(prog, "unexpected argument");
 	if ((o.group == 0) == (o.pid == 0))
 		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
-	sigset_t held;
-	int rc;
-
-	om_cli_hold_signals(&held);
-	rc = om_restore(&o, &r, &err);
-	if (rc < 0) {
-		rc = om_cli_fail(prog, &err);
-		om_cli_release_signals(&held);
+	struct run_args a = {&o, &r};
+	int rc = om_cli_run_held(prog, run, &a);
+	if (rc != OM_EXIT_OK)
 		return rc;
-	}
 	if (!quiet) {
 		for (size_t i = 0; i < r.m->n_trees; i++) {
 			const Om__TreeEntry *t = r.m->trees[i];
@@ -140,6 +145,5 @@ int main(int argc, char **argv)
 			r.seconds);
 	}
 	om_restore_result_release(&r);
-	om_cli_release_signals(&held);
 	return 0;
 }
