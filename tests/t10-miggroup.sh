@@ -7,7 +7,6 @@ set -u
 . "$(dirname "$0")/lib.sh"
 group_ids 1000
 
-# A pid nobody uses.
 # member_of PID : showgroup $G lists PID.
 member_of() {
 	members | grep -qx -- "$1"
