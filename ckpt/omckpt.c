@@ -3,8 +3,11 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "group.h"
+#include "om-criu.h"
+#include "store.h"
 #include "util.h"
 
+#include <errno.h>
 #include <getopt.h>
 
 static const char *prog = "omckpt";
@@ -18,6 +21,30 @@ static int run(void *arg, om_error_t *err)
 {
 	struct run_args *a = arg;
 	return om_checkpoint(a->o, a->r, err);
+}
+
+/* omckpt --check: probe, at run time, what a checkpoint on this node needs */
+static int check_node(const char *store, om_error_t *err)
+{
+	char ver[32];
+	struct om_cg cg;
+	struct om_store st = {.path = NULL, .fd = -1};
+	cleanup_free char *path = om_store_resolve_path(store);
+
+	if (om_criu_version(ver, sizeof(ver), err) < 0 || om_criu_check(err) < 0)
+		return -1;
+	printf("criu:   %s %s (criu check: ok)\n", om_criu_binary(), ver);
+	if (om_cg_init(&cg, err) < 0)
+		return -1;
+	printf("cgroup: %s freezer at %s\n", om_cg_name(&cg), cg.base);
+	if (path == NULL)
+		return om_make_error(err, ENOMEM, "resolve store");
+	if (om_store_open(&st, path, true, err) < 0)
+		return om_error_set_exit(err, OM_EXIT_STORE);
+	printf("store:  %s (writable)\n", st.path);
+	om_store_close(&st);
+	printf("node:   %s\n", om_node_name());
+	return 0;
 }
 
 static void usage(void)
@@ -39,6 +66,8 @@ static void usage(void)
 	       "  -j, --threads N        zstd worker threads (default: one per CPU)\n"
 	       "  -t, --freeze-timeout S give up freezing after S seconds (default 10)\n"
 	       "      --lock-wait S      wait up to S seconds for another omckpt of the group\n"
+	       "  -C, --check            check what a checkpoint needs here (CRIU, cgroup\n"
+	       "                         freezer, writable store) and report; no group is touched\n"
 	       "  -q, --quiet            print nothing on success\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n\n"
@@ -59,6 +88,7 @@ int main(int argc, char **argv)
 					     {"threads", required_argument, NULL, 'j'},
 					     {"freeze-timeout", required_argument, NULL, 't'},
 					     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+					     {"check", no_argument, NULL, 'C'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
@@ -66,10 +96,10 @@ int main(int argc, char **argv)
 	struct om_ckpt_opts o = {0};
 	struct om_ckpt_result r;
 	unsigned long v;
-	bool quiet = false;
+	bool quiet = false, check = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "g:p:Rs:w:l:j:t:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "g:p:Rs:w:l:j:t:CqhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			if (om_group_parse_id(optarg, false, &o.group, &err) < 0)
@@ -108,6 +138,9 @@ int main(int argc, char **argv)
 				return om_cli_usage_error(prog, "--lock-wait must be seconds");
 			o.lock_wait = (double)v;
 			break;
+		case 'C':
+			check = true;
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -117,6 +150,8 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		return om_cli_usage_error(prog, "unexpected argument");
+	if (check)
+		return check_node(o.store, &err) < 0 ? om_cli_fail(prog, &err) : 0;
 	if ((o.group == 0) == (o.pid == 0))
 		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
 	struct run_args a = {&o, &r};

@@ -34,16 +34,6 @@ void om_fclosep(FILE **f)
 	*f = NULL;
 }
 
-void om_strvfreep(char ***v)
-{
-	if (*v == NULL)
-		return;
-	for (char **p = *v; *p; p++)
-		free(*p);
-	free(*v);
-	*v = NULL;
-}
-
 char *om_strdup_printf(const char *fmt, ...)
 {
 	va_list ap;
@@ -137,31 +127,6 @@ int om_fsync_dir_at(int dirfd, const char *path, om_error_t *err)
 	if (fsync(fd) < 0 && errno != EINVAL)
 		return om_make_error(err, errno, "fsync directory `%s`", path);
 	return 0;
-}
-
-int om_write_file_atomic_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode, om_error_t *err)
-{
-	cleanup_free char *tmp = om_strdup_printf(".%s.tmp.%d", name, (int)getpid());
-	cleanup_close int fd = -1;
-
-	if (tmp == NULL)
-		return om_make_error(err, ENOMEM, "write `%s`", name);
-	if (strchr(name, '/'))
-		return om_make_error(err, EINVAL, "write `%s`: name must not contain '/'", name);
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return om_make_error(err, errno, "create `%s`", tmp);
-	if (om_write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
-		int e = errno;
-		unlinkat(dirfd, tmp, 0);
-		return om_make_error(err, e, "write `%s`", name);
-	}
-	if (renameat(dirfd, tmp, dirfd, name) < 0) {
-		int e = errno;
-		unlinkat(dirfd, tmp, 0);
-		return om_make_error(err, e, "rename `%s` to `%s`", tmp, name);
-	}
-	return om_fsync_dir_at(dirfd, ".", err);
 }
 
 int om_mkdir_p(const char *path, mode_t mode, om_error_t *err)

@@ -16,11 +16,9 @@
 void om_freep(void *p);
 void om_closep(int *fd);
 void om_fclosep(FILE **f);
-void om_strvfreep(char ***v);
 #define cleanup_free __attribute__((cleanup(om_freep)))
 #define cleanup_close __attribute__((cleanup(om_closep)))
 #define cleanup_fclose __attribute__((cleanup(om_fclosep)))
-#define cleanup_strv __attribute__((cleanup(om_strvfreep)))
 
 /* Return the value of a cleanup-managed variable and disarm its cleanup. */
 #define om_steal_ptr(p)                                                                                                \
@@ -43,8 +41,6 @@ int om_read_file_at(int dirfd, const char *path, char **out, size_t *len, size_t
 int om_read_file(const char *path, char **out, size_t *len, om_error_t *err);
 /* Write a string to an existing file (cgroup/proc knobs): open, write, close. */
 int om_write_knob(const char *path, const char *value, om_error_t *err);
-/* Durable write: tmp file in the same dir, fsync, rename, fsync dir. mode e.g. 0600. */
-int om_write_file_atomic_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode, om_error_t *err);
 int om_write_all(int fd, const void *buf, size_t len);
 int om_fsync_dir_at(int dirfd, const char *path, om_error_t *err);
 /* mkdir -p with the given mode. */

@@ -120,13 +120,6 @@ int om_cg_mkdir(const char *path, om_error_t *err)
 	return 0;
 }
 
-int om_cg_rmdir(const char *path, om_error_t *err)
-{
-	if (rmdir(path) < 0)
-		return om_make_error(err, errno, "remove cgroup `%s`", path);
-	return 0;
-}
-
 int om_cg_move(const char *path, pid_t pid, om_error_t *err)
 {
 	char knob[PATH_MAX + 16], val[32];

@@ -33,8 +33,6 @@ void om_cg_group_path(const struct om_cg *cg, unsigned long group, char *out);
 void om_cg_tree_path(const struct om_cg *cg, unsigned long group, pid_t root, char *out);
 
 int om_cg_mkdir(const char *path, om_error_t *err);
-/* rmdir; ENOENT/EBUSY are reported (EBUSY: still has processes). */
-int om_cg_rmdir(const char *path, om_error_t *err);
 /* Move a whole process (all threads) into the cgroup at path. */
 int om_cg_move(const char *path, pid_t pid, om_error_t *err);
 /* Move pid back to the hierarchy's root cgroup (group 0). */

@@ -22,6 +22,9 @@ pid_of() { sed -n 's/^pid=\([0-9]*\).*/\1/p' "$D/$1.status"; }
 counter_of() { sed -n 's/.*counter=\([0-9]*\).*/\1/p' "$D/$1.status"; }
 wait_ready() { for _ in $(seq 200); do grep -q ready=1 "$D/$1.status" 2>/dev/null && return 0; sleep 0.1; done; echo "$1 not ready" >&2; exit 1; }
 
+say "what a checkpoint needs on this node"
+run omckpt --check
+
 say "start two workers in miggroup $G with omrun, and one unrelated process tree"
 run omrun -g "$G" -- "$W" --dir "$D" --name worker1 --mem 64 --children 2
 run omrun -g "$G" -- "$W" --dir "$D" --name worker2 --mem 64 --children 1

@@ -187,6 +187,16 @@ ok "... the worker keeps running" advancing tty
 ok "... and no generation is written" test ! -e "$OM_STORE/groups/$G/gen-1"
 finish_ok tty
 
+# ---- omckpt --check: what a checkpoint needs here ----
+check "omckpt --check" "$OMCKPT" --check
+like "$OUT" "^criu: .*criu check: ok" "... reports a working CRIU"
+like "$OUT" "^cgroup: v[12] freezer at " "... reports the cgroup freezer"
+like "$OUT" "^store: +$OM_STORE \(writable\)" "... reports the store writable"
+touch "$W/notadir"
+check_rc 4 "omckpt --check with a store that cannot be made exits 4" "$OMCKPT" --check --store "$W/notadir/store"
+check_rc 5 "omckpt --check without CRIU exits 5" env OM_CRIU=/nonexistent "$OMCKPT" --check
+like "$ERR" "cannot run CRIU" "... and says CRIU cannot be run"
+
 # ---- usage errors ----
 check_rc 2 "omckpt without -g/-p exits 2" "$OMCKPT"
 for cmd in "$OMCKPT" "$OMRESTORE" "$JOINGROUP" "$SHOWGROUP" "$RESETGROUP" "$OMRUN" "$OMDECODE"; do
