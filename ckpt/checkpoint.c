@@ -72,30 +72,11 @@ void om_ckpt_result_release(struct om_ckpt_result *res)
 	res->path = NULL;
 }
 
-/* Where a process was before omckpt -p moved it into a temporary leaf. */
-struct origin {
-	pid_t pid;
-	char path[PATH_MAX];
-};
-
-static int read_origin(const struct om_cg *cg, pid_t pid, struct origin *o, om_error_t *err)
-{
-	char rel[PATH_MAX];
-
-	o->pid = pid;
-	if (om_cg_proc_path(cg, pid, rel, err) < 0)
-		return -1;
-	snprintf(o->path, sizeof(o->path), "%.2000s%.2000s", cg->mnt, strcmp(rel, "/") ? rel : "");
-	return 0;
-}
-
 struct ckpt_ctx {
 	const struct om_ckpt_opts *o;
 	struct om_cg cg;
 	struct om_group g;	/* the trees to dump (for -p: one tree) */
-	struct origin *origins; /* -p on a process outside any group */
-	size_t n_origins;
-	char tmpleaf[PATH_MAX];
+	char tmpleaf[PATH_MAX]; /* -p on a process outside any group: its freezer leaf */
 	char scratch[PATH_MAX];
 	bool keep_logs; /* failed: keep CRIU's logs in scratch, drop the images */
 	Om__Manifest *m;
@@ -109,14 +90,18 @@ static void ctx_release(struct ckpt_ctx *c)
 	if (c->g.frozen)
 		om_group_thaw(&c->g, &tmp);
 	om_error_release(&tmp);
-	for (size_t i = 0; i < c->n_origins; i++)
-		if (om_pid_state(c->origins[i].pid) == OM_PID_ALIVE)
-			if (om_cg_move(c->origins[i].path, c->origins[i].pid, &tmp) < 0)
+	if (c->tmpleaf[0]) { /* processes of omckpt -p that keep running go back where they were */
+		cleanup_free pid_t *left = NULL;
+		size_t n = 0;
+		if (om_cg_procs(c->tmpleaf, &left, &n, &tmp) < 0)
+			om_error_release(&tmp);
+		for (size_t i = 0; i < n; i++)
+			if (om_cg_move_out(&c->cg, left[i], &tmp) < 0)
 				om_error_release(&tmp);
+	}
 	/* the temporary leaf of omckpt -p: killed tasks may take a moment to leave it */
 	for (int i = 0; c->tmpleaf[0] && i < 100 && rmdir(c->tmpleaf) < 0 && errno == EBUSY; i++)
 		usleep(10000);
-	free(c->origins);
 	if (c->scratch[0] && c->keep_logs) {
 		for (size_t i = 0; i < c->g.n_trees; i++) {
 			char img[PATH_MAX];
@@ -165,9 +150,6 @@ static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
 		return -1;
 	if (om_proc_descendants(pid, &desc, &nd, err) < 0)
 		return -1;
-	c->origins = calloc(nd, sizeof(*c->origins));
-	if (c->origins == NULL)
-		return om_make_error(err, ENOMEM, "checkpoint %d", (int)pid);
 	for (size_t i = 0; i < nd; i++) {
 		om_error_t tmp = NULL;
 		unsigned long dg;
@@ -178,16 +160,14 @@ static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
 			return -1;
 		}
 		om_error_release(&tmp);
-		if (read_origin(&c->cg, desc[i], &c->origins[c->n_origins], &tmp) < 0 ||
-		    om_cg_move(c->tmpleaf, desc[i], &tmp) < 0) {
+		om_cg_save_origin(&c->cg, desc[i]);
+		if (om_cg_move(c->tmpleaf, desc[i], &tmp) < 0) {
 			if (i == 0) {
 				*err = tmp;
 				return -1;
 			}
-			om_error_release(&tmp);
-			continue;
+			om_error_release(&tmp); /* exited meanwhile */
 		}
-		c->n_origins++;
 	}
 	/* describe it as a one-tree group */
 	memset(&c->g, 0, sizeof(c->g));
@@ -199,13 +179,7 @@ static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
 	c->g.trees[0].root = pid;
 	c->g.trees[0].leaf = pid;
 	snprintf(c->g.trees[0].cgpath, sizeof(c->g.trees[0].cgpath), "%s", c->tmpleaf);
-	c->g.trees[0].members = calloc(c->n_origins, sizeof(struct om_member));
-	if (c->g.trees[0].members == NULL)
-		return om_make_error(err, ENOMEM, "checkpoint %d", (int)pid);
-	for (size_t i = 0; i < c->n_origins; i++) {
-		c->g.trees[0].members[i].pid = c->origins[i].pid;
-	}
-	c->g.trees[0].n_members = c->n_origins;
+	/* the members are read from the leaf after the freeze (reload_frozen) */
 	return 0;
 }
 
@@ -606,7 +580,6 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 			goto out;
 		}
 		res->freeze_seconds = om_now() - tfreeze;
-		c.n_origins = 0; /* nothing to move back */
 	}
 	res->total_seconds = om_now() - t0;
 	ret = 0;

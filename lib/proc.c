@@ -61,7 +61,10 @@ static int read_stat(pid_t pid, struct om_proc *p, om_error_t *err)
 	if (lp == NULL || rp == NULL || rp < lp || rp[1] == '\0')
 		return om_make_error(err, EINVAL, "cannot parse %s", path);
 	snprintf(p->comm, sizeof(p->comm), "%.*s", (int)(rp - lp - 1), lp + 1);
-	if (sscanf(rp + 2, "%c %d", &p->state, &p->ppid) != 2)
+	/* after ")": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime cutime cstime priority nice num_threads itrealvalue starttime */
+	if (sscanf(rp + 2, "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &p->state,
+		   &p->ppid, &p->starttime) != 3)
 		return om_make_error(err, EINVAL, "cannot parse %s", path);
 	return 0;
 }

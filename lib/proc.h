@@ -11,7 +11,8 @@
 struct om_proc {
 	pid_t pid;
 	pid_t ppid;
-	char state; /* R S D T Z ... from /proc/PID/stat */
+	char state;		      /* R S D T Z ... from /proc/PID/stat */
+	unsigned long long starttime; /* clock ticks after boot: tells a reused PID apart */
 	char comm[64];
 	char *cmdline; /* argv joined by spaces; "[comm]" for kernel threads */
 	pid_t *tids;

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -133,8 +134,92 @@ int om_cg_move(const char *path, pid_t pid, om_error_t *err)
 	return 0;
 }
 
+static void origin_file(const struct om_cg *cg, pid_t pid, char *out, size_t len)
+{
+	const char *rundir = getenv("OM_RUNDIR");
+	snprintf(out, len, "%s/origin/%s-%d", rundir && *rundir ? rundir : "/run/omtools", om_cg_name(cg), (int)pid);
+}
+
+/* Forget the origins of processes that are gone (or whose PID was reused). */
+static void sweep_origins(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d)) != NULL) {
+		const char *dash = strrchr(de->d_name, '-');
+		cleanup_free char *buf = NULL;
+		unsigned long long start = 0;
+		struct om_proc p;
+		pid_t pid;
+		om_error_t tmp = NULL;
+		bool live = false;
+
+		if (de->d_name[0] == '.' || dash == NULL || om_parse_pid(dash + 1, &pid) < 0)
+			continue;
+		if (om_read_file_at(dirfd(d), de->d_name, &buf, NULL, 4096, &tmp) == 0 &&
+		    sscanf(buf, "%llu", &start) == 1 && om_proc_read(pid, &p, false, &tmp) == 0) {
+			live = p.starttime == start;
+			om_proc_release(&p);
+		}
+		om_error_release(&tmp);
+		if (!live)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	if (d)
+		closedir(d);
+}
+
+void om_cg_save_origin(const struct om_cg *cg, pid_t pid)
+{
+	char file[PATH_MAX], rel[PATH_MAX], dir[PATH_MAX];
+	cleanup_free char *line = NULL;
+	struct om_proc p;
+	om_error_t tmp = NULL;
+
+	origin_file(cg, pid, file, sizeof(file));
+	snprintf(dir, sizeof(dir), "%s", file);
+	*strrchr(dir, '/') = '\0';
+	if (om_proc_read(pid, &p, false, &tmp) < 0 || om_cg_proc_path(cg, pid, rel, &tmp) < 0 ||
+	    om_mkdir_p(dir, 0700, &tmp) < 0) {
+		om_error_release(&tmp);
+		return; /* best effort: without it the process goes back to the root */
+	}
+	om_proc_release(&p);
+	sweep_origins(dir);
+	line = om_strdup_printf("%llu %s\n", p.starttime, rel);
+	if (line) {
+		cleanup_close int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			(void)om_write_all(fd, line, strlen(line));
+	}
+}
+
 int om_cg_move_out(const struct om_cg *cg, pid_t pid, om_error_t *err)
 {
+	char file[PATH_MAX], back[PATH_MAX * 2] = "";
+	cleanup_free char *buf = NULL;
+	unsigned long long start;
+	struct om_proc p;
+	om_error_t tmp = NULL;
+
+	origin_file(cg, pid, file, sizeof(file));
+	if (om_read_file(file, &buf, NULL, &tmp) == 0 && om_proc_read(pid, &p, false, &tmp) == 0) {
+		char rel[PATH_MAX];
+		/* the same process (not a reused PID), a cgroup that still exists, not one of ours */
+		if (sscanf(buf, "%llu %4095s", &start, rel) == 2 && start == p.starttime &&
+		    strncmp(rel, "/omtools/", 9) != 0) {
+			snprintf(back, sizeof(back), "%s%s", cg->mnt, strcmp(rel, "/") ? rel : "");
+			if (access(back, F_OK) != 0)
+				back[0] = '\0';
+		}
+		om_proc_release(&p);
+	}
+	om_error_release(&tmp);
+	unlink(file);
+	if (back[0] && om_cg_move(back, pid, &tmp) == 0)
+		return 0;
+	om_error_release(&tmp);
 	return om_cg_move(cg->mnt, pid, err);
 }
 

@@ -35,7 +35,11 @@ void om_cg_tree_path(const struct om_cg *cg, unsigned long group, pid_t root, ch
 int om_cg_mkdir(const char *path, om_error_t *err);
 /* Move a whole process (all threads) into the cgroup at path. */
 int om_cg_move(const char *path, pid_t pid, om_error_t *err);
-/* Move pid back to the hierarchy's root cgroup (group 0). */
+/* Remember where pid is now (outside any group), so that om_cg_move_out can
+ * bring it back: /run/omtools/origin/<v1|v2>-<pid> (see OM_RUNDIR). */
+void om_cg_save_origin(const struct om_cg *cg, pid_t pid);
+/* Move pid out of its group (group 0): back to the cgroup it came from when
+ * that is known and still exists, else to the hierarchy's root. */
 int om_cg_move_out(const struct om_cg *cg, pid_t pid, om_error_t *err);
 /* PIDs (processes) directly in the cgroup, sorted. */
 int om_cg_procs(const char *path, pid_t **pids, size_t *n, om_error_t *err);

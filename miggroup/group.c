@@ -276,6 +276,8 @@ static int move_tree(const struct om_cg *cg, pid_t pid, const char *target, unsi
 			}
 			if (g == tgt_group && t == tgt_leaf)
 				continue;
+			if (target && g == 0)
+				om_cg_save_origin(cg, desc[i]); /* for its way back out */
 			if (target ? om_cg_move(target, desc[i], &tmp) < 0 : om_cg_move_out(cg, desc[i], &tmp) < 0) {
 				if (tmp->status == ESRCH && i > 0) { /* a descendant exited meanwhile */
 					om_error_release(&tmp);

@@ -115,6 +115,24 @@ print(" ".join(str(m["pid"]) for t in d["trees"] for m in t["members"]))
 	kill -9 "$s1" "$s2" "$b" "$bc" "$nc" 2>/dev/null
 	reap "$s1" "$s2" "$b"
 
+	# ---- members go back to the cgroup they came from ----
+	home=$(cg_root)/omtest-$$-$cg
+	mkdir -p "$home"
+	sleep 1000 &
+	s4=$!
+	track_pid "$s4"
+	echo "$s4" >"$home/cgroup.procs"
+	check "[$cg] joingroup $s4 (from cgroup $(basename "$home")) $G" "$JOINGROUP" "$s4" "$G"
+	ok "[$cg] ... it is in the group" in_cgroup "$s4"
+	check "[$cg] resetgroup $G" "$RESETGROUP" "$G"
+	ok "[$cg] ... $s4 is back in its own cgroup" grep -qx "$s4" "$home/cgroup.procs"
+	check "[$cg] joingroup $s4 $G again" "$JOINGROUP" "$s4" "$G"
+	check "[$cg] joingroup $s4 0" "$JOINGROUP" "$s4" 0
+	ok "[$cg] ... back in its own cgroup again" grep -qx "$s4" "$home/cgroup.procs"
+	kill -9 "$s4" 2>/dev/null
+	reap "$s4"
+	rmdir "$home" 2>/dev/null
+
 	# ---- errors ----
 	sleep 1000 &
 	s3=$!
