@@ -328,6 +328,10 @@ static int build_manifest(struct ckpt_ctx *c, char *criu_ver, om_error_t *err)
 	if (c->o->pid) {
 		m->has_single_pid = true;
 		m->single_pid = c->o->pid;
+		if (c->g.id) { /* a tree of a group: omrestore -p puts it back there */
+			m->has_from_group = true;
+			m->from_group = (uint32_t)c->g.id;
+		}
 	}
 	if (!m->node || !m->kernel || !m->criu_version || !m->omtools_version || !m->cgroup_backend)
 		return om_make_error(err, ENOMEM, "build manifest");

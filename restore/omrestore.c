@@ -137,7 +137,7 @@ int main(int argc, char **argv)
 					now[n] = t->procs[n]->pid;
 			}
 			for (size_t j = 0; j < n; j++)
-				print_restored(now[j], r.m->group);
+				print_restored(now[j], r.m->group ? r.m->group : r.m->from_group);
 		}
 		fprintf(stderr, "%s: generation %llu of %s %lu restored from node %s (%zu tree%s, %.2f s)\n", prog,
 			(unsigned long long)r.generation, o.group ? "miggroup" : "PID",

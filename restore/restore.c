@@ -77,6 +77,7 @@ struct restore_ctx {
 	const Om__Manifest *m;
 	struct om_cg cg;
 	bool use_group;
+	uint32_t group; /* the group the trees rejoin */
 	char scratch[PATH_MAX];
 	size_t cur;   /* tree being restored (keeper side) */
 	pid_t *roots; /* restored roots, in this node's PID namespace (keeper side) */
@@ -103,7 +104,7 @@ static int post_restore(void *arg, pid_t root)
 			goto fail;
 	return 0;
 fail:
-	snprintf(c->hook_error, sizeof(c->hook_error), "rejoin miggroup %u: %s: %s", c->m->group,
+	snprintf(c->hook_error, sizeof(c->hook_error), "rejoin miggroup %u: %s: %s", c->group,
 		 tmp->msg ? tmp->msg : "error", strerror(tmp->status));
 	om_error_release(&tmp);
 	return -1;
@@ -155,7 +156,7 @@ static int restore_fn(void *arg, int report)
 		r.images_dir = img;
 		r.shell_job = t->has_shell_job && t->shell_job;
 		r.work_dir = dir;
-		if (c->use_group && om_group_prepare_tree(&c->cg, c->m->group, t->root_pid, c->leaf, &err) < 0) {
+		if (c->use_group && om_group_prepare_tree(&c->cg, c->group, t->root_pid, c->leaf, &err) < 0) {
 			kill_trees(c->roots, i);
 			om_keeper_send(report, (int)i, 0, err);
 			om_error_release(&err);
@@ -233,7 +234,9 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 		goto out;
 	}
 	res->generation = m->generation;
-	c.use_group = m->group != 0;
+	/* a group's generation rejoins the group; omckpt -p of a tree of a group too */
+	c.group = m->group ? m->group : m->has_from_group ? m->from_group : 0;
+	c.use_group = c.group != 0;
 	if (c.use_group && om_cg_init(&c.cg, err) < 0)
 		goto out;
 	om_workdir_sweep(om_workdir(o->workdir));

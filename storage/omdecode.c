@@ -96,6 +96,8 @@ static void print_human(FILE *out, const char *path, const Om__Manifest *m)
 	fprintf(out, "group:             %" PRIu32 "%s\n", m->group, m->group == 0 ? " (single tree by PID)" : "");
 	if (m->has_single_pid)
 		fprintf(out, "single pid:        %" PRId32 "\n", m->single_pid);
+	if (m->has_from_group)
+		fprintf(out, "from group:        %" PRIu32 " (rejoined on restore)\n", m->from_group);
 	fprintf(out, "generation:        %" PRIu64 "\n", m->generation);
 	fputs("node:              ", out);
 	print_text(out, m->node);
@@ -289,6 +291,11 @@ static void print_json(FILE *out, const char *path, const Om__Manifest *m, int v
 	fputs(",\"single_pid\":", out);
 	if (m->has_single_pid)
 		fprintf(out, "%" PRId32, m->single_pid);
+	else
+		fputs("null", out);
+	fputs(",\"from_group\":", out);
+	if (m->has_from_group)
+		fprintf(out, "%" PRIu32, m->from_group);
 	else
 		fputs("null", out);
 	fputs(",\"trees\":[", out);

@@ -90,6 +90,20 @@ for cg in v2 v1; do
 	ok "[$cg] ... nothing is left frozen" json_frozen false
 	check_rc 1 "[$cg] omckpt -p of a child inside a tree exits 1" "$OMCKPT" -p "$xchild"
 	like "$ERR" "inside a process tree" "[$cg] ... and says to checkpoint the group or the root"
+	# migrate just that tree: omckpt -p stops it, omrestore -p brings it back into its group
+	ypids=$(pids_of y | tr '\n' ' ')
+	yroot=$(pids_of y | head -1)
+	check "[$cg] omckpt -p (root of y)" "$OMCKPT" -p "$yroot"
+	# shellcheck disable=SC2086
+	ok "[$cg] ... y is gone" all_gone 5 $ypids
+	ok "[$cg] ... x keeps running" advancing x
+	like "$("$OMDECODE" "$OM_STORE/pids/$yroot/gen-1")" "from group: +$G" "[$cg] ... the manifest names its group"
+	# shellcheck disable=SC2086
+	pids_free 15 $ypids
+	check "[$cg] omrestore -p $yroot" "$OMRESTORE" -p "$yroot"
+	like "$OUT" "^$yroot with commandline .* restored in group $G " "[$cg] ... says it rejoined group $G"
+	ok "[$cg] ... y is a member of $G again" eval "members | grep -qx $yroot"
+	ok "[$cg] ... and in its leaf" in_cgroup "$yroot"
 	finish_ok y
 
 	# the store's writer lock (held by an omckpt on another node): exit 6, or wait for it
