@@ -10,7 +10,7 @@
 #         omckpt -g G (freeze, dump, zstd, sha256, fsync, publish, stop)
 #         omrestore -g G (verify, decompress, restore, rejoin)
 # and prints times and image sizes with their ratios om/raw (lower is better).
-# Usage: sudo bench/ckpt-vs-criu.sh   (env: NTREES=3 MEM=64 ROUNDS=3 OM_BUILDDIR=build)
+# Usage (as root): bash bench/ckpt-vs-criu.sh   (env: NTREES=3 MEM=64 ROUNDS=3 OM_BUILDDIR=build)
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 B=${OM_BUILDDIR:-$TOP/build}
