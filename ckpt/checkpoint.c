@@ -101,7 +101,7 @@ static void ctx_release(struct ckpt_ctx *c)
 	}
 	/* the temporary leaf of omckpt -p: killed tasks may take a moment to leave it */
 	for (int i = 0; c->tmpleaf[0] && i < 100 && rmdir(c->tmpleaf) < 0 && errno == EBUSY; i++)
-		usleep(10000);
+		om_sleep_ms(10);
 	if (c->scratch[0] && c->keep_logs) {
 		for (size_t i = 0; i < c->g.n_trees; i++) {
 			char img[PATH_MAX];
@@ -421,7 +421,7 @@ static int kill_and_wait(struct ckpt_ctx *c, om_error_t *err)
 {
 	cleanup_free pid_t *pids = NULL;
 	size_t n = 0;
-	double deadline;
+	pid_t stuck;
 
 	if (om_group_pids(&c->g, &pids, &n, err) < 0)
 		return -1;
@@ -429,16 +429,8 @@ static int kill_and_wait(struct ckpt_ctx *c, om_error_t *err)
 		kill(pids[i], SIGKILL);
 	if (om_group_thaw(&c->g, err) < 0)
 		return -1;
-	deadline = om_now() + 10;
-	for (size_t i = 0; i < n; i++) {
-		while (om_pid_state(pids[i]) == OM_PID_ALIVE) {
-			if (om_now() > deadline)
-				return om_make_error(err, ETIMEDOUT, "process %d did not exit after SIGKILL",
-						     (int)pids[i]);
-			struct timespec ts = {0, 2000000};
-			nanosleep(&ts, NULL);
-		}
-	}
+	if ((stuck = om_pids_wait_gone(pids, n, 10)) != 0)
+		return om_make_error(err, ETIMEDOUT, "process %d did not exit after SIGKILL", (int)stuck);
 	return 0;
 }
 

@@ -209,6 +209,19 @@ int om_proc_descendants(pid_t pid, pid_t **out, size_t *n, om_error_t *err)
 	return 0;
 }
 
+pid_t om_pids_wait_gone(const pid_t *pids, size_t n, double timeout_s)
+{
+	double deadline = om_now() + timeout_s;
+
+	for (size_t i = 0; i < n; i++)
+		while (om_pid_state(pids[i]) == OM_PID_ALIVE) {
+			if (om_now() > deadline)
+				return pids[i];
+			om_sleep_ms(2);
+		}
+	return 0;
+}
+
 bool om_proc_same_ns(pid_t a, pid_t b, const char *kind)
 {
 	char pa[64], pb[64];

@@ -34,6 +34,9 @@ int om_proc_descendants(pid_t pid, pid_t **out, size_t *n, om_error_t *err);
 bool om_proc_same_ns(pid_t a, pid_t b, const char *kind);
 /* Kernel thread (no mm)? */
 bool om_proc_is_kthread(pid_t pid);
+/* Wait up to timeout_s until none of pids is alive (a zombie counts as gone).
+ * Returns 0, or the first PID still alive then. */
+pid_t om_pids_wait_gone(const pid_t *pids, size_t n, double timeout_s);
 /* Append v to a growable pid array. */
 int om_pids_push(pid_t **arr, size_t *n, pid_t v);
 bool om_pids_contains(const pid_t *arr, size_t n, pid_t v);

@@ -59,6 +59,7 @@ int om_parse_pid(const char *s, pid_t *out);
 
 /* Monotonic clock in seconds. */
 double om_now(void);
+void om_sleep_ms(long ms);
 /* Node name: OM_NODE or the short hostname. */
 const char *om_node_name(void);
 /* Is stdout for machines? helpers for JSON strings */

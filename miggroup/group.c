@@ -480,12 +480,6 @@ fail:
 	return om_error_wrap(err, "reorganise miggroup %lu", id);
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 int om_group_thaw(struct om_group *g, om_error_t *err)
 {
 	int ret = 0;
@@ -529,7 +523,7 @@ int om_group_freeze(struct om_group *g, double timeout_s, om_error_t *err)
 				      (int)g->trees[i].root, g->id, timeout_s);
 			goto fail;
 		}
-		sleep_ms(5);
+		om_sleep_ms(5);
 	}
 fail : {
 	om_error_t tmp = NULL;

@@ -24,12 +24,6 @@ void om_restore_result_release(struct om_restore_result *res)
 	res->roots = NULL;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* Every PID and TID of the generation must be free (CRIU restores them as they were). */
 static int wait_pids_free(const Om__Manifest *m, double wait_s, om_error_t *err)
 {
@@ -48,7 +42,7 @@ static int wait_pids_free(const Om__Manifest *m, double wait_s, om_error_t *err)
 					continue;
 				enum om_pid_state s;
 				while ((s = om_pid_state(id)) != OM_PID_FREE && om_now() < deadline)
-					sleep_ms(20);
+					om_sleep_ms(20);
 				if (s != OM_PID_FREE) {
 					struct om_proc holder;
 					om_error_t tmp = NULL;
@@ -116,7 +110,6 @@ static void kill_trees(const pid_t *roots, size_t n)
 {
 	cleanup_free pid_t *all = NULL;
 	size_t nall = 0;
-	double deadline;
 
 	for (size_t i = 0; i < n; i++) {
 		cleanup_free pid_t *desc = NULL;
@@ -133,10 +126,7 @@ static void kill_trees(const pid_t *roots, size_t n)
 				break;
 		}
 	}
-	deadline = om_now() + 10;
-	for (size_t i = 0; i < nall; i++)
-		while (om_pid_state(all[i]) == OM_PID_ALIVE && om_now() < deadline)
-			sleep_ms(5);
+	(void)om_pids_wait_gone(all, nall, 10);
 }
 
 static int restore_fn(void *arg, int report)

@@ -396,7 +396,7 @@ int om_gen_begin(struct om_store *st, const char *kind, unsigned long id, double
 				      kind_label(kind), id);
 			goto fail;
 		}
-		usleep(20000);
+		om_sleep_ms(20);
 	}
 
 	remove_stale_tmp(w->id_fd, node);

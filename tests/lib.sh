@@ -272,44 +272,41 @@ proc_state() {
 	awk '/^State:/ {print $2; exit}' "/proc/$1/status" 2>/dev/null
 }
 
-# all_gone TIMEOUT PID... : wait until no PID is alive.
-all_gone() {
-	local t=$1 p still
-	shift
+# _wait_none TIMEOUT TEST LABEL PID... : wait until TEST PID fails for every PID.
+_wait_none() {
+	local t=$1 test=$2 label=$3 p still
+	shift 3
 	local end=$((SECONDS + t))
 	while :; do
 		still=
 		for p in "$@"; do
-			alive "$p" && still="$still $p"
+			"$test" "$p" && still="$still $p"
 		done
 		[ -z "$still" ] && return 0
 		if [ $SECONDS -ge $end ]; then
-			diag "still alive:$still"
+			diag "$label:$still"
 			return 1
 		fi
 		sleep 0.1
 	done
 }
 
+_pid_taken() { [ -e "/proc/$1" ]; }
+
+# all_gone TIMEOUT PID... : wait until no PID is alive.
+all_gone() {
+	local t=$1
+	shift
+	_wait_none "$t" alive "still alive" "$@"
+}
+
 # pids_free TIMEOUT PID... : wait until no /proc/PID exists at all (zombies
 # included: a zombie still holds its pid, and a restore needs the pids free;
 # orphans are reaped by init, which may take a moment in some containers).
 pids_free() {
-	local t=$1 p still
+	local t=$1
 	shift
-	local end=$((SECONDS + t))
-	while :; do
-		still=
-		for p in "$@"; do
-			[ -e "/proc/$p" ] && still="$still $p"
-		done
-		[ -z "$still" ] && return 0
-		if [ $SECONDS -ge $end ]; then
-			diag "pids still taken:$still"
-			return 1
-		fi
-		sleep 0.1
-	done
+	_wait_none "$t" _pid_taken "pids still taken" "$@"
 }
 
 # all_alive PID... : every PID is alive.
