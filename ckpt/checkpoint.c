@@ -405,7 +405,7 @@ static int reload_frozen(struct ckpt_ctx *c, om_error_t *err)
 		return om_make_error(err, ESRCH, "process %d", (int)c->o->pid);
 	}
 	g2.frozen = true;
-	if (om_group_freeze(&g2, c->o->freeze_timeout > 0 ? c->o->freeze_timeout : 10, err) < 0) {
+	if (om_group_freeze(&g2, c->o->freeze_timeout > 0 ? c->o->freeze_timeout : 10, c->o->cancel_fd, err) < 0) {
 		om_group_release(&g2);
 		return -1;
 	}
@@ -415,6 +415,45 @@ static int reload_frozen(struct ckpt_ctx *c, om_error_t *err)
 	if (c->g.n_trees == 0)
 		return om_make_error(err, OM_ENOTFOUND, "miggroup %lu has no members", c->g.id);
 	return 0;
+}
+
+/* After a failure with the group frozen: thaw it and check, not assume, that
+ * it runs again; say so at the end of the error. */
+static void thaw_and_check(struct ckpt_ctx *c, om_error_t *err)
+{
+	cleanup_free pid_t *pids = NULL;
+	size_t n = 0, alive = 0;
+	om_error_t tmp = NULL;
+	pid_t lost = 0;
+
+	if (om_group_thaw(&c->g, &tmp) < 0) {
+		om_error_append(err, "and thawing the group failed: %s", tmp->msg ? tmp->msg : "error");
+		om_error_release(&tmp);
+		return;
+	}
+	for (size_t i = 0; i < c->g.n_trees; i++) {
+		int r = om_cg_is_frozen(&c->cg, c->g.trees[i].cgpath, &tmp);
+		om_error_release(&tmp);
+		if (r > 0) {
+			om_error_append(err, "tree %d is still frozen after the thaw", (int)c->g.trees[i].root);
+			return;
+		}
+	}
+	if (om_group_pids(&c->g, &pids, &n, &tmp) < 0) {
+		om_error_release(&tmp);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (om_pid_state(pids[i]) == OM_PID_ALIVE)
+			alive++;
+		else if (lost == 0)
+			lost = pids[i];
+	}
+	if (lost)
+		om_error_append(err, "the group was thawed, but process %d is gone (%zu of %zu run)", (int)lost, alive,
+				n);
+	else
+		om_error_append(err, "the group was thawed and runs (%zu process%s)", n, n == 1 ? "" : "es");
 }
 
 static int kill_and_wait(struct ckpt_ctx *c, om_error_t *err)
@@ -455,7 +494,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		return om_make_error(err, OM_EUSAGE, "checkpoint needs a miggroup or a PID");
 	if (om_cg_init(&c.cg, err) < 0)
 		return -1;
-	if (om_criu_version(criu_ver, sizeof(criu_ver), err) < 0)
+	if (om_criu_version(&(struct om_bound){OM_CRIU_QUERY_TIMEOUT, o->cancel_fd}, criu_ver, sizeof(criu_ver), err) <
+	    0)
 		return -1;
 
 	/* one omckpt per group and node: then a leaf found frozen now was left
@@ -492,6 +532,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		om_error_set_exit(err, OM_EXIT_STORE);
 		goto out;
 	}
+	st.cancel_fd = o->cancel_fd;
 	if (om_gen_begin(&st, kind, id, o->lock_wait, &w, err) < 0) {
 		if ((*err)->status != EWOULDBLOCK)
 			om_error_set_exit(err, OM_EXIT_STORE);
@@ -500,7 +541,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 
 	/* the consistent cut */
 	tfreeze = om_now();
-	if (om_group_freeze(&c.g, o->freeze_timeout > 0 ? o->freeze_timeout : 10, err) < 0)
+	if (om_group_freeze(&c.g, o->freeze_timeout > 0 ? o->freeze_timeout : 10, o->cancel_fd, err) < 0)
 		goto out;
 	if (reload_frozen(&c, err) < 0)
 		goto out;
@@ -518,11 +559,14 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		char dir[PATH_MAX], img[PATH_MAX + 8];
 		double td = om_now();
 		struct om_criu_dump d;
+		uint64_t rss = 0;
 
 		snprintf(dir, sizeof(dir), "%.3000s/tree-%d", c.scratch, (int)t->root);
 		snprintf(img, sizeof(img), "%s/img", dir);
 		if (om_mkdir_p(img, 0700, err) < 0)
 			goto out;
+		for (size_t j = 0; j < t->n_members; j++)
+			rss += om_proc_rss_bytes(t->members[j].pid);
 		c.m->trees[i]->has_shell_job = true;
 		c.m->trees[i]->shell_job = !session_in_tree(t);
 		d = (struct om_criu_dump){.root = t->root,
@@ -530,7 +574,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 					  .images_dir = img,
 					  .work_dir = dir,
 					  .freeze_cgroup = t->cgpath,
-					  .leave_running = true};
+					  .leave_running = true,
+					  .bound = {om_criu_timeout(rss, o->criu_timeout), o->cancel_fd}};
 		if (om_criu_dump(&d, err) < 0) {
 			c.keep_logs = true; /* the message names dump.log */
 			om_error_wrap(err, "dump tree %d", (int)t->root);
@@ -580,6 +625,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	res->total_seconds = om_now() - t0;
 	ret = 0;
 out:
+	if (ret < 0 && c.g.frozen)
+		thaw_and_check(&c, err);
 	if (ret < 0) {
 		if (o->group)
 			om_error_wrap(err, "checkpoint miggroup %lu", o->group);

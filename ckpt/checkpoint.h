@@ -18,6 +18,9 @@ struct om_ckpt_opts {
 	int zstd_workers;      /* 0: one per CPU */
 	double freeze_timeout; /* 0: 10 s */
 	double lock_wait;      /* wait for another omckpt of the same group; default 0 */
+	double criu_timeout;   /* give up on a CRIU dump after this long; 0: scale with
+				* the tree's memory (om_criu_timeout) */
+	int cancel_fd;	       /* readable: stop waiting now (lib/bounded.h); 0: none */
 };
 
 struct om_ckpt_result {

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "group.h"
 #include "om-criu.h"
+#include "probe.h"
 #include "store.h"
 #include "util.h"
 
@@ -17,34 +18,97 @@ struct run_args {
 	struct om_ckpt_result *r;
 };
 
-static int run(void *arg, om_error_t *err)
+static int run(void *arg, int cancel_fd, om_error_t *err)
 {
 	struct run_args *a = arg;
-	return om_checkpoint(a->o, a->r, err);
+	struct om_ckpt_opts o = *a->o;
+
+	o.cancel_fd = cancel_fd;
+	return om_checkpoint(&o, a->r, err);
 }
 
-/* omckpt --check: probe, at run time, what a checkpoint on this node needs */
-static int check_node(const char *store, om_error_t *err)
+static const char *yesno(int v)
 {
-	char ver[32];
+	return v > 0 ? "yes" : v == 0 ? "no" : "unknown";
+}
+
+struct check_args {
+	const struct om_ckpt_opts *o;
+	bool json;
+};
+
+/* omckpt --check: probe, at run time, what a checkpoint on this node needs:
+ * a CRIU that really dumps and restores (the smoke test of lib/probe.h), a
+ * cgroup freezer and a writable store */
+static int check_node(void *arg, int cancel_fd, om_error_t *err)
+{
+	struct check_args *a = arg;
+	struct om_probe_report rep;
 	struct om_cg cg;
 	struct om_store st = {.path = NULL, .fd = -1};
-	cleanup_free char *path = om_store_resolve_path(store);
+	cleanup_free char *path = om_store_resolve_path(a->o->store);
+	int probe = om_probe_criu(om_workdir(a->o->workdir), cancel_fd, &rep, err);
 
-	if (om_criu_version(ver, sizeof(ver), err) < 0 || om_criu_check(err) < 0)
+	if (a->json) {
+		printf("{\"criu\":{\"binary\":");
+		om_json_string(stdout, rep.criu_binary);
+		printf(",\"version\":");
+		om_json_string(stdout, rep.criu_version);
+		printf(",\"warnings\":");
+		om_json_string(stdout, rep.check_warnings);
+		printf(",\"breakpoints\":\"%s\",\"network_lock_nftables\":\"%s\",\"userns\":\"%s\","
+		       "\"uffd\":\"%s\",\"timens\":\"%s\",\"smoke_ok\":%s,\"dump_seconds\":%.3f,"
+		       "\"restore_seconds\":%.3f,\"smoke\":",
+		       yesno(rep.breakpoints), yesno(rep.network_lock_nftables), yesno(rep.userns), yesno(rep.uffd),
+		       yesno(rep.timens), rep.smoke_ok ? "true" : "false", rep.dump_seconds, rep.restore_seconds);
+		om_json_string(stdout, probe < 0 && *err ? (*err)->msg : rep.smoke_detail);
+		printf("}");
+	} else if (rep.criu_version[0]) {
+		printf("criu:   %s %s\n", rep.criu_binary, rep.criu_version);
+		if (rep.check_warnings[0])
+			printf("        criu check warns: %s\n", rep.check_warnings);
+		printf("        hardware breakpoints: %s%s; nftables network lock: %s; user namespaces: %s;\n"
+		       "        userfaultfd (lazy pages): %s; time namespaces: %s\n",
+		       yesno(rep.breakpoints), rep.breakpoints == 0 ? " (CRIU falls back to single-stepping)" : "",
+		       yesno(rep.network_lock_nftables), yesno(rep.userns), yesno(rep.uffd), yesno(rep.timens));
+		if (rep.smoke_ok)
+			printf("        smoke test: ok (dump %.2f s, restore %.2f s): %s\n", rep.dump_seconds,
+			       rep.restore_seconds, rep.smoke_detail);
+	}
+	if (probe < 0) {
+		if (a->json)
+			printf("}\n");
 		return -1;
-	printf("criu:   %s %s (criu check: ok)\n", om_criu_binary(), ver);
+	}
 	if (om_cg_init(&cg, err) < 0)
-		return -1;
-	printf("cgroup: %s freezer at %s\n", om_cg_name(&cg), cg.base);
-	if (path == NULL)
-		return om_make_error(err, ENOMEM, "resolve store");
-	if (om_store_open(&st, path, true, err) < 0)
-		return om_error_set_exit(err, OM_EXIT_STORE);
-	printf("store:  %s (writable)\n", st.path);
+		goto fail;
+	if (path == NULL) {
+		om_make_error(err, ENOMEM, "resolve store");
+		goto fail;
+	}
+	if (om_store_open(&st, path, true, err) < 0) {
+		om_error_set_exit(err, OM_EXIT_STORE);
+		goto fail;
+	}
+	if (a->json) {
+		printf(",\"cgroup\":{\"backend\":\"%s\",\"base\":", om_cg_name(&cg));
+		om_json_string(stdout, cg.base);
+		printf("},\"store\":");
+		om_json_string(stdout, st.path);
+		printf(",\"node\":");
+		om_json_string(stdout, om_node_name());
+		printf(",\"ok\":true}\n");
+	} else {
+		printf("cgroup: %s freezer at %s\n", om_cg_name(&cg), cg.base);
+		printf("store:  %s (writable)\n", st.path);
+		printf("node:   %s\n", om_node_name());
+	}
 	om_store_close(&st);
-	printf("node:   %s\n", om_node_name());
 	return 0;
+fail:
+	if (a->json)
+		printf("}\n");
+	return -1;
 }
 
 static void usage(void)
@@ -66,19 +130,27 @@ static void usage(void)
 	       "  -j, --threads N        zstd worker threads (default: one per CPU)\n"
 	       "  -t, --freeze-timeout S give up freezing after S seconds (default 10)\n"
 	       "      --lock-wait S      wait up to S seconds for another omckpt of the group\n"
-	       "  -C, --check            check what a checkpoint needs here (CRIU, cgroup\n"
-	       "                         freezer, writable store) and report; no group is touched\n"
+	       "  -T, --criu-timeout S   give up on CRIU dumping a tree after S seconds (default:\n"
+	       "                         20 s + 20 s per GiB of the tree's memory); CRIU is then\n"
+	       "                         killed and the group thawed\n"
+	       "  -C, --check            check what a checkpoint needs here and report: CRIU's\n"
+	       "                         version and features, a smoke test (a process with a TCP\n"
+	       "                         listener, a unix socket pair and a pipe is really dumped\n"
+	       "                         and restored), the cgroup freezer, a writable store;\n"
+	       "                         no group is touched\n"
+	       "      --json             with --check: one JSON object\n"
 	       "  -q, --quiet            print nothing on success\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n\n"
 	       "Exit status: 0 ok, 1 failure, 2 usage, 3 unknown or empty group / no such PID,\n"
-	       "4 store not writable, 5 CRIU failed, 6 another omckpt holds the group.\n",
+	       "4 store not writable, 5 CRIU failed or gave no answer in time, 6 another omckpt\n"
+	       "holds the group, 128+N stopped by signal N (the group thawed, nothing written).\n",
 	       prog, prog);
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_LOCK_WAIT = 256 };
+	enum { OPT_LOCK_WAIT = 256, OPT_JSON };
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
 					     {"pid", required_argument, NULL, 'p'},
 					     {"leave-running", no_argument, NULL, 'R'},
@@ -88,18 +160,20 @@ int main(int argc, char **argv)
 					     {"threads", required_argument, NULL, 'j'},
 					     {"freeze-timeout", required_argument, NULL, 't'},
 					     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+					     {"criu-timeout", required_argument, NULL, 'T'},
 					     {"check", no_argument, NULL, 'C'},
 					     {"quiet", no_argument, NULL, 'q'},
+					     {"json", no_argument, NULL, OPT_JSON},
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	struct om_ckpt_opts o = {0};
 	struct om_ckpt_result r;
 	unsigned long v;
-	bool quiet = false, check = false;
+	bool quiet = false, check = false, json = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "g:p:Rs:w:l:j:t:CqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "g:p:Rs:w:l:j:t:T:CqhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			if (om_group_parse_id(optarg, false, &o.group, &err) < 0)
@@ -138,11 +212,19 @@ int main(int argc, char **argv)
 				return om_cli_usage_error(prog, "--lock-wait must be seconds");
 			o.lock_wait = (double)v;
 			break;
+		case 'T':
+			if (om_parse_uint(optarg, 86400, &v) < 0 || v == 0)
+				return om_cli_usage_error(prog, "--criu-timeout must be 1 to 86400 seconds");
+			o.criu_timeout = (double)v;
+			break;
 		case 'C':
 			check = true;
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case OPT_JSON:
+			json = true;
 			break;
 		default:
 			return om_cli_common_option(c, prog, usage);
@@ -150,8 +232,10 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		return om_cli_usage_error(prog, "unexpected argument");
-	if (check)
-		return check_node(o.store, &err) < 0 ? om_cli_fail(prog, &err) : 0;
+	if (check) {
+		struct check_args ca = {&o, json};
+		return om_cli_run_held(prog, check_node, &ca);
+	}
 	if ((o.group == 0) == (o.pid == 0))
 		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
 	struct run_args a = {&o, &r};

@@ -5,10 +5,13 @@
 
 #include "error.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 static inline int om_cli_fail(const char *prog, om_error_t *err)
 {
@@ -52,14 +55,19 @@ static inline int om_cli_common_option(int c, const char *prog, void (*usage)(vo
 }
 
 /* A checkpoint or restore must not be cut in half by ^C, a hang-up or a
- * plain kill: run it with those signals held (the criu child inherits the
- * mask), and let a pending one take effect once the group is safe again.
- * On failure the error is printed once. Returns the exit status. */
-static inline int om_cli_run_held(const char *prog, int (*fn)(void *arg, om_error_t *err), void *arg)
+ * plain kill. Those signals are held for the whole run and collected by a
+ * signalfd that fn gets as its cancel fd: every wait of libom watches it, so
+ * a signal stops a waiting command cleanly (CRIU killed, group thawed, exit
+ * 128+signal), while a step that must not be cut (publishing, stopping a
+ * migrated group) finishes first. A run that succeeded exits 0 and prints
+ * its summary even if a signal came meanwhile. On failure the error is
+ * printed once. Returns the exit status. */
+static inline int om_cli_run_held(const char *prog, int (*fn)(void *arg, int cancel_fd, om_error_t *err), void *arg)
 {
 	om_error_t err = NULL;
 	sigset_t set, old;
-	int rc;
+	struct signalfd_siginfo si;
+	int rc, sfd;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -67,7 +75,22 @@ static inline int om_cli_run_held(const char *prog, int (*fn)(void *arg, om_erro
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &set, &old);
-	rc = fn(arg, &err) < 0 ? om_cli_fail(prog, &err) : OM_EXIT_OK;
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	rc = fn(arg, sfd, &err) < 0 ? -1 : OM_EXIT_OK;
+	if (rc < 0) {
+		if (sfd >= 0 && err && err->status == ECANCELED && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			om_error_wrap(&err, "%s received", strsignal((int)si.ssi_signo));
+			om_error_print(stderr, prog, err);
+			om_error_release(&err);
+			rc = 128 + (int)si.ssi_signo;
+		} else
+			rc = om_cli_fail(prog, &err);
+	}
+	/* signals that came during a run that finished anyway are consumed */
+	while (sfd >= 0 && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		;
+	if (sfd >= 0)
+		close(sfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }

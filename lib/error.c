@@ -31,6 +31,25 @@ int om_make_error(om_error_t *err, int status, const char *fmt, ...)
 	return -1;
 }
 
+void om_error_append(om_error_t *err, const char *fmt, ...)
+{
+	va_list ap;
+	char *more, *joined = NULL;
+
+	if (err == NULL || *err == NULL)
+		return;
+	va_start(ap, fmt);
+	more = vformat(fmt, ap);
+	va_end(ap);
+	if (more == NULL)
+		return;
+	if (asprintf(&joined, "%s; %s", (*err)->msg ? (*err)->msg : "", more) >= 0) {
+		free((*err)->msg);
+		(*err)->msg = joined;
+	}
+	free(more);
+}
+
 int om_error_wrap(om_error_t *err, const char *fmt, ...)
 {
 	va_list ap;

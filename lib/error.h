@@ -40,6 +40,8 @@ enum {
 int om_make_error(om_error_t *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Prefix the message of *err with a formatted context; return -1. */
 int om_error_wrap(om_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append "; <formatted>" to the message of *err (status and exit class kept). */
+void om_error_append(om_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void om_error_release(om_error_t *err);
 /* Classify an error for the exit status (e.g. OM_EXIT_STORE for any failure
  * writing the store, whatever its errno); returns -1 for `return` chaining. */

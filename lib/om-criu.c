@@ -1,5 +1,6 @@
 #include "config.h"
 #include "om-criu.h"
+#include "bounded.h"
 #include "util.h"
 
 #include <criu/criu.h>
@@ -73,119 +74,229 @@ static int init_opts(criu_opts **opts, const char *images_dir, const char *work_
 	return 0;
 }
 
-int om_criu_version(char *buf, size_t len, om_error_t *err)
+double om_criu_timeout(uint64_t bytes, double explicit_s)
 {
-	criu_opts *opts = NULL;
-	int v;
+	if (explicit_s > 0)
+		return explicit_s;
+	return 20.0 + 20.0 * (double)bytes / (1024.0 * 1024 * 1024);
+}
 
-	/* libcriu would print its own complaints; find out first */
+/* `criu ARGS...` with a bound: its output in res (free res->out). */
+static int criu_exec(const struct om_bound *b, const char *arg1, const char *arg2, const char *arg3,
+		     struct om_bounded_result *res, om_error_t *err)
+{
+	char *argv[] = {(char *)om_criu_binary(), (char *)arg1, (char *)arg2, (char *)arg3, NULL};
+
+	/* a clear word when there is nothing to run */
 	if (access(om_criu_binary(), X_OK) != 0)
 		return om_make_error(err, OM_ECRIU, "cannot run CRIU `%s`: %s (set OM_CRIU or run scripts/setup.sh)",
 				     om_criu_binary(), strerror(errno));
-	if (criu_local_init_opts(&opts) < 0)
-		return om_make_error(err, ENOMEM, "init CRIU options");
-	criu_local_set_service_binary(opts, om_criu_binary());
-	v = criu_local_get_version(opts);
-	criu_local_free_opts(opts);
-	if (v <= 0)
-		return om_make_error(err, OM_ECRIU, "cannot run CRIU `%s` (set OM_CRIU or run scripts/setup.sh)",
-				     om_criu_binary());
-	snprintf(buf, len, "%d.%d.%d", v / 10000, (v / 100) % 100, v % 100);
+	if (om_bounded_exec(b, argv, 16384, res, err) < 0)
+		return om_error_wrap(err, "`%s %s`", om_criu_binary(), arg1);
 	return 0;
 }
 
-int om_criu_check(om_error_t *err)
+int om_criu_version(const struct om_bound *b, char *buf, size_t len, om_error_t *err)
 {
-	int p[2], status;
-	pid_t pid;
-	char out[4096] = "";
-	size_t used = 0;
-	ssize_t n;
+	struct om_bounded_result res;
+	unsigned a, m, p = 0;
+	char *v;
 
-	/* the command-line check, as an administrator would run it */
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return om_make_error(err, errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return om_make_error(err, errno, "fork");
+	if (criu_exec(b, "--version", NULL, NULL, &res, err) < 0)
+		return -1;
+	v = strstr(res.out, "Version: ");
+	if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0 || v == NULL ||
+	    sscanf(v + 9, "%u.%u.%u", &a, &m, &p) < 2) {
+		free(res.out);
+		return om_make_error(err, OM_ECRIU, "cannot run CRIU `%s` (set OM_CRIU or run scripts/setup.sh)",
+				     om_criu_binary());
 	}
-	if (pid == 0) {
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		execl(om_criu_binary(), om_criu_binary(), "check", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	while ((n = read(p[0], out + used, sizeof(out) - 1 - used)) > 0 || (n < 0 && errno == EINTR))
-		if (n > 0)
-			used += (size_t)n;
-	close(p[0]);
-	out[used] = '\0';
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	free(res.out);
+	snprintf(buf, len, "%u.%u.%u", a, m, p);
+	return 0;
+}
+
+int om_criu_feature(const struct om_bound *b, const char *name, om_error_t *err)
+{
+	struct om_bounded_result res;
+	int ok;
+
+	if (criu_exec(b, "check", "--feature", name, &res, err) < 0)
+		return -1;
+	ok = WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0;
+	free(res.out);
+	return ok;
+}
+
+int om_criu_check(const struct om_bound *b, char **output, om_error_t *err)
+{
+	struct om_bounded_result res;
+	size_t used;
+
+	if (criu_exec(b, "check", NULL, NULL, &res, err) < 0)
+		return -1;
+	used = res.len;
+	if (WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0) {
+		if (output)
+			*output = res.out;
+		else
+			free(res.out);
 		return 0;
+	}
 	/* CRIU's last complaint is the reason */
-	while (used > 0 && out[used - 1] == '\n')
-		out[--used] = '\0';
-	char *last = strrchr(out, '\n');
-	return om_make_error(err, OM_ECRIU, "`%s check` failed: %s", om_criu_binary(),
-			     used ? (last ? last + 1 : out) : "no output");
+	while (used > 0 && res.out[used - 1] == '\n')
+		res.out[--used] = '\0';
+	char *last = strrchr(res.out, '\n');
+	om_make_error(err, OM_ECRIU, "`%s check` failed: %s", om_criu_binary(),
+		      used ? (last ? last + 1 : res.out) : "no output");
+	free(res.out);
+	return -1;
+}
+
+/* The last line of a CRIU log, for a message about a CRIU that hung. */
+static void log_last_line(const char *path, char *out, size_t len)
+{
+	cleanup_free char *buf = NULL;
+	size_t n = 0;
+	om_error_t tmp = NULL;
+
+	out[0] = '\0';
+	if (om_read_file(path, &buf, &n, &tmp) < 0) {
+		om_error_release(&tmp);
+		return;
+	}
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	char *last = strrchr(buf, '\n');
+	snprintf(out, len, "%s", last ? last + 1 : buf);
+}
+
+/* What a CRIU runner child reports to its parent. */
+struct runner_report {
+	int32_t ret;	/* libcriu's return value */
+	char why[1024]; /* the post-restore hook's reason for refusing */
+};
+
+/* Run a libcriu call in a bounded child (see om_bounded_call): a CRIU that
+ * never answers is killed, with everything it started, at the deadline. */
+static int run_criu(const struct om_bound *b, const char *what, const char *dir, const char *log, om_bounded_fn fn,
+		    void *arg, struct runner_report *rep, om_error_t *err)
+{
+	struct om_bounded_result res;
+	char desc[64];
+
+	snprintf(desc, sizeof(desc), "criu %s", what);
+	if (om_bounded_call(b, desc, fn, arg, sizeof(*rep), &res, err) < 0) {
+		char path[PATH_MAX], last[400];
+		snprintf(path, sizeof(path), "%.3000s/%s", dir, log);
+		log_last_line(path, last, sizeof(last));
+		if ((*err)->status == ETIMEDOUT)
+			(*err)->status = OM_ECRIU; /* the message says it all; no errno text */
+		if ((*err)->status != ECANCELED)
+			om_error_set_exit(err, OM_EXIT_CRIU);
+		om_error_append(err, "CRIU was killed%s%s%s; log: %s", last[0] ? "; its last log line: `" : "", last,
+				last[0] ? "`" : "", path);
+		return -1;
+	}
+	if (res.len != sizeof(*rep)) {
+		free(res.out);
+		return om_make_error(err, OM_ECRIU, "criu %s: the CRIU runner died (wait status %#x; log: %s/%s)", what,
+				     (unsigned)res.status, dir, log);
+	}
+	memcpy(rep, res.out, sizeof(*rep));
+	rep->why[sizeof(rep->why) - 1] = '\0';
+	free(res.out);
+	return 0;
+}
+
+static int dump_fn(void *arg, int out_fd)
+{
+	const struct om_criu_dump *d = arg;
+	struct runner_report rep = {0};
+	criu_opts *opts = NULL;
+	cleanup_close int img_fd = -1;
+	cleanup_close int work_fd = -1;
+	om_error_t tmp = NULL;
+
+	if (init_opts(&opts, d->images_dir, d->work_dir, "dump.log", &img_fd, &work_fd, &tmp) < 0) {
+		snprintf(rep.why, sizeof(rep.why), "%s", tmp->msg ? tmp->msg : "init");
+		om_error_release(&tmp);
+		rep.ret = -EINVAL;
+	} else {
+		criu_local_set_pid(opts, d->root);
+		criu_local_set_leave_running(opts, d->leave_running);
+		criu_local_set_shell_job(opts, d->shell_job);
+		if (d->freeze_cgroup)
+			criu_local_set_freeze_cgroup(opts, d->freeze_cgroup);
+		rep.ret = criu_local_dump(opts);
+	}
+	criu_local_free_opts(opts);
+	return om_write_all(out_fd, &rep, sizeof(rep)) < 0 ? 1 : 0;
 }
 
 int om_criu_dump(const struct om_criu_dump *d, om_error_t *err)
 {
-	criu_opts *opts = NULL;
-	cleanup_close int img_fd = -1;
-	cleanup_close int work_fd = -1;
-	int r;
+	struct runner_report rep;
 
-	if (init_opts(&opts, d->images_dir, d->work_dir, "dump.log", &img_fd, &work_fd, err) < 0) {
-		criu_local_free_opts(opts);
+	if (run_criu(&d->bound, "dump", d->work_dir, "dump.log", dump_fn, (void *)d, &rep, err) < 0)
 		return -1;
-	}
-	criu_local_set_pid(opts, d->root);
-	criu_local_set_leave_running(opts, d->leave_running);
-	criu_local_set_shell_job(opts, d->shell_job);
-	if (d->freeze_cgroup)
-		criu_local_set_freeze_cgroup(opts, d->freeze_cgroup);
-	r = criu_local_dump(opts);
-	criu_local_free_opts(opts);
-	if (r < 0)
-		return criu_failure(err, "dump", d->work_dir, "dump.log", r);
+	if (rep.ret < 0 && rep.why[0])
+		return om_make_error(err, OM_ECRIU, "criu dump: %s", rep.why);
+	if (rep.ret < 0)
+		return criu_failure(err, "dump", d->work_dir, "dump.log", rep.ret);
 	return 0;
 }
 
-/* libcriu's notify callback has no user argument. */
+/* libcriu's notify callback has no user argument; this lives in the runner child. */
 static const struct om_criu_restore *cur_restore;
+static char hook_why[1024];
 
 static int notify_cb(char *action, criu_notify_arg_t na)
 {
 	if (cur_restore && cur_restore->post_restore && strcmp(action, "post-restore") == 0)
-		return cur_restore->post_restore(cur_restore->arg, criu_notify_pid(na)) < 0 ? -1 : 0;
+		return cur_restore->post_restore(cur_restore->arg, criu_notify_pid(na), hook_why, sizeof(hook_why)) < 0
+			   ? -1
+			   : 0;
 	return 0;
+}
+
+static int restore_fn(void *arg, int out_fd)
+{
+	const struct om_criu_restore *rs = arg;
+	struct runner_report rep = {0};
+	criu_opts *opts = NULL;
+	cleanup_close int img_fd = -1;
+	cleanup_close int work_fd = -1;
+	om_error_t tmp = NULL;
+
+	if (init_opts(&opts, rs->images_dir, rs->work_dir, "restore.log", &img_fd, &work_fd, &tmp) < 0) {
+		snprintf(rep.why, sizeof(rep.why), "%s", tmp->msg ? tmp->msg : "init");
+		om_error_release(&tmp);
+		rep.ret = -EINVAL;
+	} else {
+		criu_local_set_shell_job(opts, rs->shell_job);
+		cur_restore = rs;
+		criu_local_set_notify_cb(opts, notify_cb);
+		rep.ret = criu_local_restore_child(opts);
+		snprintf(rep.why, sizeof(rep.why), "%s", hook_why);
+	}
+	criu_local_free_opts(opts);
+	return om_write_all(out_fd, &rep, sizeof(rep)) < 0 ? 1 : 0;
 }
 
 pid_t om_criu_restore_child(const struct om_criu_restore *rs, om_error_t *err)
 {
-	criu_opts *opts = NULL;
-	cleanup_close int img_fd = -1;
-	cleanup_close int work_fd = -1;
-	int r;
+	struct runner_report rep;
 
-	if (init_opts(&opts, rs->images_dir, rs->work_dir, "restore.log", &img_fd, &work_fd, err) < 0) {
-		criu_local_free_opts(opts);
+	/* the restored root is the runner's child; when the runner exits it
+	 * passes to the caller, which must be a subreaper (a keeper) */
+	if (run_criu(&rs->bound, "restore", rs->work_dir, "restore.log", restore_fn, (void *)rs, &rep, err) < 0)
+		return -1;
+	if (rep.ret < 0) {
+		criu_failure(err, "restore", rs->work_dir, "restore.log", rep.ret);
+		if (rep.why[0])
+			om_error_wrap(err, "%s", rep.why);
 		return -1;
 	}
-	criu_local_set_shell_job(opts, rs->shell_job);
-	cur_restore = rs;
-	criu_local_set_notify_cb(opts, notify_cb);
-	r = criu_local_restore_child(opts);
-	cur_restore = NULL;
-	criu_local_free_opts(opts);
-	if (r < 0)
-		return criu_failure(err, "restore", rs->work_dir, "restore.log", r);
-	return r;
+	return rep.ret;
 }

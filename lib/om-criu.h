@@ -3,17 +3,35 @@
 #ifndef OM_CRIU_H
 #define OM_CRIU_H
 
+#include "bounded.h"
 #include "error.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Path of the criu binary: $OM_CRIU, else the one found at configure time. */
 const char *om_criu_binary(void);
-/* "4.1.1" or an error if CRIU cannot be run. */
-int om_criu_version(char *buf, size_t len, om_error_t *err);
-/* Run `criu check` and fail with its reason. */
-int om_criu_check(om_error_t *err);
+/* "4.2.1" (from `criu --version`) or an error if CRIU cannot be run. */
+int om_criu_version(const struct om_bound *b, char *buf, size_t len, om_error_t *err);
+/* Run `criu check` and fail with its reason; its output (warnings) in
+ * *output if not NULL (free it). */
+int om_criu_check(const struct om_bound *b, char **output, om_error_t *err);
+
+/* `criu check --feature NAME`: 1 supported, 0 not, <0 could not run. */
+int om_criu_feature(const struct om_bound *b, const char *name, om_error_t *err);
+
+/* Every CRIU call runs in a child process under a bound (lib/bounded.h): a
+ * CRIU that does not answer in time, or a cancel, kills it and everything it
+ * started, and the call fails naming the stage, the bound and CRIU's last
+ * log line (exit class OM_EXIT_CRIU). */
+
+/* The bound of one CRIU call of a tree of `bytes` bytes of memory (RSS, or
+ * raw image size): 20 s plus 20 s per GiB, so a tree under 1 GiB is given up
+ * within 40 s; `explicit_s` > 0 overrides it. */
+double om_criu_timeout(uint64_t bytes, double explicit_s);
+/* The bound of `criu --version` and `criu check`. */
+#define OM_CRIU_QUERY_TIMEOUT 30.0
 
 struct om_criu_dump {
 	pid_t root;
@@ -22,11 +40,13 @@ struct om_criu_dump {
 	const char *freeze_cgroup; /* leaf cgroup of the tree, already frozen */
 	bool leave_running;
 	bool shell_job; /* the root's session leader is outside the tree */
+	struct om_bound bound;
 };
 int om_criu_dump(const struct om_criu_dump *d, om_error_t *err);
 
-/* Called by CRIU at "post-restore" (tasks restored, not yet running). */
-typedef int (*om_criu_post_restore_fn)(void *arg, pid_t root);
+/* Called by CRIU at "post-restore" (tasks restored, not yet running), in
+ * the runner child: on refusal, return <0 with the reason in why. */
+typedef int (*om_criu_post_restore_fn)(void *arg, pid_t root, char *why, size_t len);
 
 struct om_criu_restore {
 	const char *images_dir;
@@ -34,8 +54,10 @@ struct om_criu_restore {
 	bool shell_job;
 	om_criu_post_restore_fn post_restore;
 	void *arg;
+	struct om_bound bound;
 };
-/* Restore a tree as a child of the caller. Returns the root pid or <0. */
+/* Restore a tree; the caller must be a child subreaper (the root passes to it
+ * when the runner exits). Returns the root pid or <0. */
 pid_t om_criu_restore_child(const struct om_criu_restore *r, om_error_t *err);
 
 #endif

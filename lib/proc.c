@@ -243,3 +243,19 @@ bool om_proc_is_kthread(pid_t pid)
 	r = readlink(path, buf, sizeof(buf));
 	return r < 0 && errno == ENOENT && om_pid_state(pid) == OM_PID_ALIVE;
 }
+
+uint64_t om_proc_rss_bytes(pid_t pid)
+{
+	char path[64];
+	unsigned long long size = 0, rss = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%llu %llu", &size, &rss) != 2)
+		rss = 0;
+	fclose(f);
+	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}

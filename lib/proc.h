@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct om_proc {
@@ -32,6 +33,8 @@ int om_proc_children(pid_t pid, pid_t **out, size_t *n, om_error_t *err);
 int om_proc_descendants(pid_t pid, pid_t **out, size_t *n, om_error_t *err);
 /* Are a and b in the same namespace of this kind ("pid", "ipc", ...)? */
 bool om_proc_same_ns(pid_t a, pid_t b, const char *kind);
+/* Resident memory of a process in bytes (/proc/PID/statm); 0 if unknown. */
+uint64_t om_proc_rss_bytes(pid_t pid);
 /* Kernel thread (no mm)? */
 bool om_proc_is_kthread(pid_t pid);
 /* Wait up to timeout_s until none of pids is alive (a zombie counts as gone).

@@ -1,6 +1,7 @@
 #include "config.h"
 #include "group.h"
 #include "proc.h"
+#include "bounded.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -498,7 +499,7 @@ int om_group_thaw(struct om_group *g, om_error_t *err)
 	return ret;
 }
 
-int om_group_freeze(struct om_group *g, double timeout_s, om_error_t *err)
+int om_group_freeze(struct om_group *g, double timeout_s, int cancel_fd, om_error_t *err)
 {
 	double deadline = om_now() + timeout_s;
 
@@ -523,7 +524,8 @@ int om_group_freeze(struct om_group *g, double timeout_s, om_error_t *err)
 				      (int)g->trees[i].root, g->id, timeout_s);
 			goto fail;
 		}
-		om_sleep_ms(5);
+		if (om_pause(cancel_fd, 5, err) < 0)
+			goto fail;
 	}
 fail : {
 	om_error_t tmp = NULL;

@@ -65,7 +65,7 @@ int om_group_prepare_tree(const struct om_cg *cg, unsigned long id, pid_t root, 
 
 /* Freeze every tree of the loaded group (one consistent cut: every leaf is
  * asked to freeze first, then we wait for all); thaw on failure. */
-int om_group_freeze(struct om_group *g, double timeout_s, om_error_t *err);
+int om_group_freeze(struct om_group *g, double timeout_s, int cancel_fd, om_error_t *err);
 /* Thaw every leaf (best effort, idempotent). */
 int om_group_thaw(struct om_group *g, om_error_t *err);
 

@@ -12,12 +12,22 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-static void close_fds_except(int keep)
+/* Close every fd from 3 on but a and b (b may be -1). */
+static void close_fds_except(int a, int b)
 {
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+	unsigned next = 3;
+
 	/* close_range(2) is there since Linux 5.9 */
-	if (keep > 3)
-		syscall(SYS_close_range, 3, keep - 1, 0);
-	syscall(SYS_close_range, keep + 1, ~0U, 0);
+	for (int i = 0; i < 2; i++) {
+		int keep = i == 0 ? lo : hi;
+		if (keep < 3)
+			continue;
+		if ((unsigned)keep > next)
+			syscall(SYS_close_range, next, keep - 1, 0);
+		next = (unsigned)keep + 1;
+	}
+	syscall(SYS_close_range, next, ~0U, 0);
 }
 
 static void reset_signals(void)
@@ -30,7 +40,7 @@ static void reset_signals(void)
 			signal(s, SIG_DFL);
 }
 
-int om_keeper_spawn(const char *name, om_keeper_fn fn, void *arg, int *report_fd, om_error_t *err)
+int om_keeper_spawn(const char *name, om_keeper_fn fn, void *arg, int keep_fd, int *report_fd, om_error_t *err)
 {
 	int p[2];
 	pid_t mid;
@@ -67,7 +77,7 @@ int om_keeper_spawn(const char *name, om_keeper_fn fn, void *arg, int *report_fd
 			if (devnull > 2)
 				close(devnull);
 		}
-		close_fds_except(p[1]);
+		close_fds_except(p[1], keep_fd);
 		fn(arg, p[1]);
 		close(p[1]);
 		/* the trees are started: hold no directory busy while reaping */
@@ -204,7 +214,7 @@ int om_keeper_run(const struct om_cg *cg, unsigned long id, char *const argv[], 
 	int got;
 
 	snprintf(name, sizeof(name), "omkeeper-g%lu", id);
-	if (om_keeper_spawn(name, run_fn, &ra, &fd, err) < 0)
+	if (om_keeper_spawn(name, run_fn, &ra, -1, &fd, err) < 0)
 		return -1;
 	got = om_keeper_recv(fd, &r, err);
 	if (got < 0)

@@ -25,8 +25,9 @@ struct om_keeper_report {
 typedef int (*om_keeper_fn)(void *arg, int report_fd);
 
 /* Start a keeper named name (comm) that runs fn(arg, report_fd), then reaps
- * children until it has none. *report_fd is the read end of fn's reports. */
-int om_keeper_spawn(const char *name, om_keeper_fn fn, void *arg, int *report_fd, om_error_t *err);
+ * children until it has none. *report_fd is the read end of fn's reports.
+ * The keeper keeps keep_fd (-1: none) open and closes every other fd. */
+int om_keeper_spawn(const char *name, om_keeper_fn fn, void *arg, int keep_fd, int *report_fd, om_error_t *err);
 
 int om_keeper_send(int fd, int index, pid_t pid, om_error_t e);
 /* 1: got a report, 0: EOF, <0: error. */

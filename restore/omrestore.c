@@ -33,10 +33,13 @@ struct run_args {
 	struct om_restore_result *r;
 };
 
-static int run(void *arg, om_error_t *err)
+static int run(void *arg, int cancel_fd, om_error_t *err)
 {
 	struct run_args *a = arg;
-	return om_restore(a->o, a->r, err);
+	struct om_restore_opts o = *a->o;
+
+	o.cancel_fd = cancel_fd;
+	return om_restore(&o, a->r, err);
 }
 
 static void usage(void)
@@ -54,11 +57,14 @@ static void usage(void)
 	       "                        /etc/omtools/omtools.conf, /var/lib/omtools/store)\n"
 	       "  -w, --work-dir DIR    local scratch for decompressed images\n"
 	       "  -W, --pid-wait S      wait up to S seconds for taken PIDs to be freed (default 3)\n"
+	       "  -T, --criu-timeout S  give up on CRIU restoring a tree after S seconds (default:\n"
+	       "                        20 s + 20 s per GiB of the tree's images)\n"
 	       "  -q, --quiet           print nothing on success\n"
 	       "  -h, --help            show this help\n"
 	       "  -V, --version         show the version\n\n"
 	       "Exit status: 0 ok, 1 failure, 2 usage, 3 no such generation, 4 corrupt or\n"
-	       "unreadable store, 5 CRIU failed, 6 a PID is taken or another omrestore of it runs here.\n",
+	       "unreadable store, 5 CRIU failed or gave no answer in time, 6 a PID is taken or another\n"
+	       "omrestore of it runs here, 128+N stopped by signal N (nothing restored).\n",
 	       prog, prog);
 }
 
@@ -70,6 +76,7 @@ int main(int argc, char **argv)
 					     {"store", required_argument, NULL, 's'},
 					     {"work-dir", required_argument, NULL, 'w'},
 					     {"pid-wait", required_argument, NULL, 'W'},
+					     {"criu-timeout", required_argument, NULL, 'T'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
@@ -80,7 +87,7 @@ int main(int argc, char **argv)
 	bool quiet = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "g:p:G:s:w:W:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "g:p:G:s:w:W:T:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			if (om_group_parse_id(optarg, false, &o.group, &err) < 0)
@@ -105,6 +112,11 @@ int main(int argc, char **argv)
 			if (om_parse_uint(optarg, 3600, &v) < 0)
 				return om_cli_usage_error(prog, "--pid-wait must be seconds");
 			o.pid_wait = (double)v;
+			break;
+		case 'T':
+			if (om_parse_uint(optarg, 86400, &v) < 0 || v == 0)
+				return om_cli_usage_error(prog, "--criu-timeout must be 1 to 86400 seconds");
+			o.criu_timeout = (double)v;
 			break;
 		case 'q':
 			quiet = true;

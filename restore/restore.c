@@ -7,6 +7,9 @@
 #include "proc.h"
 #include "store.h"
 #include "util.h"
+#include "bounded.h"
+
+#include <poll.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +28,7 @@ void om_restore_result_release(struct om_restore_result *res)
 }
 
 /* Every PID and TID of the generation must be free (CRIU restores them as they were). */
-static int wait_pids_free(const Om__Manifest *m, double wait_s, om_error_t *err)
+static int wait_pids_free(const Om__Manifest *m, double wait_s, int cancel_fd, om_error_t *err)
 {
 	double deadline = om_now() + wait_s;
 
@@ -42,7 +45,8 @@ static int wait_pids_free(const Om__Manifest *m, double wait_s, om_error_t *err)
 					continue;
 				enum om_pid_state s;
 				while ((s = om_pid_state(id)) != OM_PID_FREE && om_now() < deadline)
-					om_sleep_ms(20);
+					if (om_pause(cancel_fd, 20, err) < 0)
+						return om_error_wrap(err, "wait for PID %d to be free", (int)id);
 				if (s != OM_PID_FREE) {
 					struct om_proc holder;
 					om_error_t tmp = NULL;
@@ -76,19 +80,28 @@ struct restore_ctx {
 	size_t cur;   /* tree being restored (keeper side) */
 	pid_t *roots; /* restored roots, in this node's PID namespace (keeper side) */
 	char leaf[PATH_MAX];
-	char hook_error[512]; /* why post_restore refused, for the error message */
+	int abort_fd; /* keeper side: omrestore closed its end (gave up or died): stop */
 };
+
+/* The bound of restoring one tree: it scales with the raw image size. */
+static double tree_timeout(const struct om_restore_opts *o, const Om__TreeEntry *t)
+{
+	uint64_t bytes = 0;
+
+	for (size_t k = 0; k < t->n_files; k++)
+		bytes += t->files[k]->size;
+	return om_criu_timeout(bytes, o->criu_timeout);
+}
 
 /* keeper side, CRIU's post-restore: the tree exists but does not run yet (it
  * cannot fork); put the root and every descendant into the tree's leaf */
-static int post_restore(void *arg, pid_t root)
+static int post_restore(void *arg, pid_t root, char *why, size_t len)
 {
 	struct restore_ctx *c = arg;
 	cleanup_free pid_t *desc = NULL;
 	size_t n = 0;
 	om_error_t tmp = NULL;
 
-	c->roots[c->cur] = root;
 	if (!c->use_group)
 		return 0;
 	if (om_proc_descendants(root, &desc, &n, &tmp) < 0)
@@ -98,8 +111,8 @@ static int post_restore(void *arg, pid_t root)
 			goto fail;
 	return 0;
 fail:
-	snprintf(c->hook_error, sizeof(c->hook_error), "rejoin miggroup %u: %s: %s", c->group,
-		 tmp->msg ? tmp->msg : "error", strerror(tmp->status));
+	snprintf(why, len, "rejoin miggroup %u: %s: %s", c->group, tmp->msg ? tmp->msg : "error",
+		 strerror(tmp->status));
 	om_error_release(&tmp);
 	return -1;
 }
@@ -129,6 +142,40 @@ static void kill_trees(const pid_t *roots, size_t n)
 	(void)om_pids_wait_gone(all, nall, 10);
 }
 
+/* Wait until the keeper has something to say (1), with a bound. On a cancel,
+ * tell the keeper to stop (close *abort_w) and wait for its report a little
+ * longer; give up at the deadline. */
+static int wait_keeper(int report, int cancel_fd, double deadline, int *abort_w, bool *cancelled, om_error_t *err)
+{
+	for (;;) {
+		struct pollfd p[2] = {{.fd = report, .events = POLLIN},
+				      {.fd = *cancelled || cancel_fd <= 0 ? -1 : cancel_fd, .events = POLLIN}};
+		long left = (long)((deadline - om_now()) * 1000);
+		int r;
+
+		if (left <= 0) {
+			if (*abort_w >= 0) {
+				close(*abort_w);
+				*abort_w = -1;
+			}
+			return om_make_error(err, ETIMEDOUT, "the keeper gave no answer in time");
+		}
+		r = poll(p, 2, (int)(left > 1000 ? 1000 : left));
+		if (r < 0 && errno != EINTR)
+			return om_make_error(err, errno, "poll");
+		if (r > 0 && p[1].revents) {
+			/* stop the keeper; it kills CRIU and what it restored, then reports */
+			*cancelled = true;
+			close(*abort_w);
+			*abort_w = -1;
+			deadline = om_now() + 30;
+			continue;
+		}
+		if (r > 0 && p[0].revents)
+			return 1;
+	}
+}
+
 static int restore_fn(void *arg, int report)
 {
 	struct restore_ctx *c = arg;
@@ -138,7 +185,8 @@ static int restore_fn(void *arg, int report)
 		char dir[PATH_MAX], img[PATH_MAX + 8];
 		om_error_t err = NULL;
 		pid_t pid;
-		struct om_criu_restore r = {.post_restore = post_restore, .arg = c};
+		struct om_criu_restore r = {
+		    .post_restore = post_restore, .arg = c, .bound = {tree_timeout(c->o, t), c->abort_fd}};
 
 		c->cur = i;
 		snprintf(dir, sizeof(dir), "%.3000s/%s", c->scratch, t->dir);
@@ -152,11 +200,8 @@ static int restore_fn(void *arg, int report)
 			om_error_release(&err);
 			return -1;
 		}
-		c->hook_error[0] = '\0';
 		pid = om_criu_restore_child(&r, &err);
 		if (pid < 0) {
-			if (c->hook_error[0])
-				om_error_wrap(&err, "%s", c->hook_error);
 			/* never a half-restored group, even if omrestore itself is gone:
 			 * the keeper kills the trees it restored before reporting */
 			kill_trees(c->roots, i);
@@ -196,7 +241,10 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	Om__Manifest *m = NULL;
 	char criu_ver[32], name[16];
 	double t0 = om_now();
+	double keeper_deadline = om_now() + 30; /* beyond the trees' own bounds */
 	size_t restored = 0;
+	int abort_pipe[2] = {-1, -1};
+	bool cancelled = false;
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -204,7 +252,8 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	c.o = o;
 	if ((o->group == 0) == (o->pid == 0))
 		return om_make_error(err, OM_EUSAGE, "restore needs a miggroup or a PID");
-	if (om_criu_version(criu_ver, sizeof(criu_ver), err) < 0)
+	if (om_criu_version(&(struct om_bound){OM_CRIU_QUERY_TIMEOUT, o->cancel_fd}, criu_ver, sizeof(criu_ver), err) <
+	    0)
 		return -1;
 	store_path = om_store_resolve_path(o->store);
 	if (store_path == NULL)
@@ -244,15 +293,28 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 			goto out;
 	}
 
-	if (wait_pids_free(m, o->pid_wait, err) < 0)
+	if (wait_pids_free(m, o->pid_wait, o->cancel_fd, err) < 0)
 		goto out;
 
-	snprintf(name, sizeof(name), "omkeeper-%s%lu", o->group ? "g" : "p", id);
-	if (om_keeper_spawn(name, restore_fn, &c, &report, err) < 0)
+	/* the keeper watches the read end: when omrestore closes the write end
+	 * (a signal, or omrestore died) it kills CRIU and the trees it restored */
+	if (pipe2(abort_pipe, O_CLOEXEC) < 0) {
+		om_make_error(err, errno, "pipe");
 		goto out;
+	}
+	c.abort_fd = abort_pipe[0];
+	snprintf(name, sizeof(name), "omkeeper-%s%lu", o->group ? "g" : "p", id);
+	if (om_keeper_spawn(name, restore_fn, &c, abort_pipe[0], &report, err) < 0)
+		goto out;
+	close(abort_pipe[0]);
+	abort_pipe[0] = -1;
+	for (size_t i = 0; i < m->n_trees; i++)
+		keeper_deadline += tree_timeout(o, m->trees[i]);
 	for (;;) {
 		struct om_keeper_report r;
-		int got = om_keeper_recv(report, &r, err);
+		int got = wait_keeper(report, o->cancel_fd, keeper_deadline, &abort_pipe[1], &cancelled, err);
+		if (got > 0)
+			got = om_keeper_recv(report, &r, err);
 		if (got < 0)
 			goto fail_kill;
 		if (got == 0)
@@ -298,7 +360,15 @@ fail_kill:
 	/* never a half-restored group: kill the trees already restored (the
 	 * keeper has done so when it reported the failure; this covers the rest) */
 	kill_trees(c.roots, restored);
+	if (cancelled && (*err)->status != ECANCELED) {
+		(*err)->status = ECANCELED;
+		om_error_wrap(err, "interrupted");
+	}
 out:
+	if (abort_pipe[0] >= 0)
+		close(abort_pipe[0]);
+	if (abort_pipe[1] >= 0)
+		close(abort_pipe[1]);
 	if (c.scratch[0]) {
 		om_error_t tmp = NULL;
 		if (ret == 0 || m == NULL)

@@ -15,6 +15,9 @@ struct om_restore_opts {
 	const char *workdir;
 	uint64_t generation; /* 0: newest complete */
 	double pid_wait;     /* how long to wait for a taken PID to become free (s) */
+	double criu_timeout; /* give up on a CRIU restore after this long; 0: scale with
+			      * the tree's image size (om_criu_timeout) */
+	int cancel_fd;	     /* readable: stop waiting now (lib/bounded.h); 0: none */
 };
 
 struct om_restore_result {

@@ -1,6 +1,7 @@
 #include "config.h"
 #include "store.h"
 #include "compress.h"
+#include "bounded.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -396,7 +397,10 @@ int om_gen_begin(struct om_store *st, const char *kind, unsigned long id, double
 				      kind_label(kind), id);
 			goto fail;
 		}
-		om_sleep_ms(20);
+		if (om_pause(st->cancel_fd, 20, err) < 0) {
+			om_error_wrap(err, "wait for the lock of %s %lu", kind_label(kind), id);
+			goto fail;
+		}
 	}
 
 	remove_stale_tmp(w->id_fd, node);

@@ -28,8 +28,9 @@
 #define OM_CONFIG_FILE "/etc/omtools/omtools.conf"
 
 struct om_store {
-	char *path; /* absolute path of the store root */
-	int fd;	    /* O_DIRECTORY fd of the root */
+	char *path;    /* absolute path of the store root */
+	int fd;	       /* O_DIRECTORY fd of the root */
+	int cancel_fd; /* lock waits stop when it is readable (lib/bounded.h); 0: none */
 };
 
 /* Which store path to use: explicit (may be NULL) > $OM_STORE > `store = DIR`

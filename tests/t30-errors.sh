@@ -189,9 +189,13 @@ finish_ok tty
 
 # ---- omckpt --check: what a checkpoint needs here ----
 check "omckpt --check" "$OMCKPT" --check
-like "$OUT" "^criu: .*criu check: ok" "... reports a working CRIU"
+like "$OUT" "^criu: .*criu [0-9]+\.[0-9]+" "... reports CRIU's version"
+like "$OUT" "smoke test: ok .*dumped and restored, and all of them work" "... and a smoke test that really dumped and restored"
+like "$OUT" "hardware breakpoints: (yes|no)" "... and whether hardware breakpoints work"
 like "$OUT" "^cgroup: v[12] freezer at " "... reports the cgroup freezer"
 like "$OUT" "^store: +$OM_STORE \(writable\)" "... reports the store writable"
+check "omckpt --check --json" "$OMCKPT" --check --json
+ok "... prints one JSON object with the smoke result" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["criu"]["smoke_ok"] is True and d["ok"] is True' "$OUT"
 touch "$W/notadir"
 check_rc 4 "omckpt --check with a store that cannot be made exits 4" "$OMCKPT" --check --store "$W/notadir/store"
 check_rc 5 "omckpt --check without CRIU exits 5" env OM_CRIU=/nonexistent "$OMCKPT" --check
