@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# scripts/setup.sh — install everything omtools needs on Debian 12, build a
-# working CRIU when the system one does not pass `criu check`, then build and
-# install omtools itself.  Idempotent: the second run reuses what it built.
+# scripts/setup.sh — install everything omtools needs on Debian 12, build
+# CRIU 4.2.1 from Debian's source with the patches omtools carries
+# (patches/criu/), accept it only after a real dump/restore smoke test, then
+# build and install omtools itself. Idempotent: the second run reuses what it
+# built; a CRIU from an older setup is replaced.
 #
 #   scripts/setup.sh            install deps + CRIU + build + install omtools
-#   scripts/setup.sh --deps     only packages and CRIU
+#   scripts/setup.sh --deps     packages, CRIU, and the smoke test (omtools built in build/, not installed)
 #   scripts/setup.sh --demo     everything above, then run scripts/demo.sh
 #   scripts/setup.sh --check    deps + build, then the whole test suite (scripts/check.sh)
 #
 # Environment: OM_PREFIX (default /usr/local), OM_CACHE (default /var/cache/omtools)
 set -euo pipefail
 
-CRIU_VERSION=4.1.1
-CRIU_SHA256=f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
+CRIU_VERSION=4.2.1
+CRIU_DEBIAN_VERSION=4.2.1-1
+CRIU_SUITE=sid
+CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 PREFIX=${OM_PREFIX:-/usr/local}
 CACHE=${OM_CACHE:-/var/cache/omtools}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,51 +48,68 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-criu_ok() { # $1: criu binary
-	[ -x "$1" ] && "$1" check >/dev/null 2>&1
+# Our CRIU: Debian's CRIU source (sid) plus the patches omtools carries in
+# patches/criu/ (each says why it exists). A build is identified by the
+# version and a hash of the patches; an older CRIU left by an earlier setup
+# (4.1.1, or the same version with other patches) is rebuilt and replaced.
+# It is accepted only once `omckpt --check` has really dumped and restored a
+# process with it (below), not on `criu check` alone, which passes on VMs
+# where every dump hangs.
+PATCH_DIR=$TOP/patches/criu
+criu_build_id() {
+	{
+		echo "$CRIU_VERSION"
+		cat "$PATCH_DIR"/*.patch 2>/dev/null
+	} | sha256sum | cut -c1-16
 }
+BUILD_ID=$(criu_build_id)
+STAMP=$PREFIX/share/omtools/criu.build
+installed_id=$(cat "$STAMP" 2>/dev/null || true)
 
-have_criu=""
-if criu_ok "$PREFIX/sbin/criu" && pkg-config --exists criu 2>/dev/null; then
-	have_criu="$PREFIX/sbin/criu"
-elif command -v criu >/dev/null && criu_ok "$(command -v criu)" && pkg-config --exists criu 2>/dev/null; then
-	have_criu=$(command -v criu)
-fi
-
-if [ -n "$have_criu" ]; then
+if [ "$installed_id" = "$CRIU_VERSION $BUILD_ID" ] && [ -x "$PREFIX/sbin/criu" ] &&
+	PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig:$PREFIX/lib/x86_64-linux-gnu/pkgconfig" pkg-config --exists criu; then
 	ldconfig
-	log "using working CRIU at $have_criu ($("$have_criu" --version | head -1))"
+	log "using CRIU $CRIU_VERSION (build $BUILD_ID) at $PREFIX/sbin/criu"
 else
-	src="$CACHE/criu-$CRIU_VERSION"
+	[ -n "$installed_id" ] && log "replacing CRIU build '$installed_id' by $CRIU_VERSION $BUILD_ID"
+	[ -z "$installed_id" ] && [ -x "$PREFIX/sbin/criu" ] &&
+		log "replacing $("$PREFIX/sbin/criu" --version 2>/dev/null | head -1) at $PREFIX/sbin/criu by $CRIU_VERSION $BUILD_ID"
 	mkdir -p "$CACHE"
 	tarball="$CACHE/criu_$CRIU_VERSION.orig.tar.xz"
 	if [ ! -f "$tarball" ] || ! echo "$CRIU_SHA256  $tarball" | sha256sum -c --status; then
-		log "fetching CRIU $CRIU_VERSION source through apt (trixie deb-src)"
-		list=/etc/apt/sources.list.d/omtools-trixie-src.sources
+		log "fetching CRIU $CRIU_VERSION source through apt ($CRIU_SUITE deb-src)"
+		list=/etc/apt/sources.list.d/omtools-$CRIU_SUITE-src.sources
 		if [ ! -f "$list" ]; then
 			cat >"$list" <<EOS
 Types: deb-src
 URIs: http://deb.debian.org/debian
-Suites: trixie
+Suites: $CRIU_SUITE
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOS
-			apt-get update -qq
 		fi
+		apt-get update -qq
 		dl=$(mktemp -d)
 		chmod 777 "$dl"
-		# apt-get source fails on the .dsc afterwards; the orig tarball is what we need
-		(cd "$dl" && apt-get source -qq --download-only criu/trixie >/dev/null 2>&1) || true
+		# apt-get source fails on the Debian tarball afterwards; the orig tarball is what we need
+		(cd "$dl" && apt-get source -qq --download-only "criu=$CRIU_DEBIAN_VERSION" >/dev/null 2>&1) || true
 		[ -f "$dl/criu_$CRIU_VERSION.orig.tar.xz" ] || die "apt-get source did not fetch criu_$CRIU_VERSION.orig.tar.xz"
 		mv "$dl/criu_$CRIU_VERSION.orig.tar.xz" "$tarball"
 		rm -rf "$dl"
 		echo "$CRIU_SHA256  $tarball" | sha256sum -c --status || die "checksum mismatch for $tarball"
 	fi
+	src="$CACHE/criu-$CRIU_VERSION-$BUILD_ID"
 	if [ ! -x "$src/criu/criu" ] || [ ! -f "$src/lib/c/libcriu.so" ]; then
-		log "building CRIU $CRIU_VERSION in $src"
+		log "building CRIU $CRIU_VERSION with $(ls "$PATCH_DIR"/*.patch 2>/dev/null | wc -l) carried patch(es) in $src"
 		rm -rf "$src"
 		mkdir -p "$src"
 		tar -xJf "$tarball" -C "$src" --strip-components=1
+		for p in "$PATCH_DIR"/*.patch; do
+			[ -f "$p" ] || continue
+			patch -d "$src" -p1 --forward --batch <"$p" >>"$CACHE/criu-build.log" 2>&1 ||
+				die "carried patch $(basename "$p") does not apply to CRIU $CRIU_VERSION (log: $CACHE/criu-build.log)"
+			log "  applied $(basename "$p")"
+		done
 		make -C "$src" -j"$(nproc)" criu lib >"$CACHE/criu-build.log" 2>&1 ||
 			{ tail -30 "$CACHE/criu-build.log" >&2; die "CRIU build failed (log: $CACHE/criu-build.log)"; }
 	fi
@@ -96,22 +117,42 @@ EOS
 	make -C "$src" PREFIX="$PREFIX" SKIP_PIP_INSTALL=1 install-criu install-lib >>"$CACHE/criu-build.log" 2>&1 ||
 		{ tail -30 "$CACHE/criu-build.log" >&2; die "CRIU install failed"; }
 	ldconfig
-	criu_ok "$PREFIX/sbin/criu" || { "$PREFIX/sbin/criu" check >&2 || true; die "built CRIU fails 'criu check'"; }
+	mkdir -p "$(dirname "$STAMP")"
+	echo "$CRIU_VERSION $BUILD_ID" >"$STAMP"
 	log "CRIU $("$PREFIX/sbin/criu" --version | head -1) ready"
 fi
 
-[ "$mode" = --deps ] && exit 0
-[ "$mode" = --check ] && exec bash "$TOP/scripts/check.sh"
+# build omtools (in build/), then accept CRIU only if the smoke test passes
+build_omtools() {
+	cd "$TOP"
+	[ -x configure ] || ./autogen.sh >/dev/null 2>&1 || die "autogen.sh failed"
+	export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig:$PREFIX/lib/x86_64-linux-gnu/pkgconfig:$PREFIX/lib64/pkgconfig:${PKG_CONFIG_PATH:-}"
+	mkdir -p build
+	cd build
+	[ -f Makefile ] || ../configure --prefix="$PREFIX" --sysconfdir=/etc --localstatedir=/var >configure.out 2>&1 ||
+		{ tail -20 configure.out >&2; die "configure failed"; }
+	make -j"$(nproc)" >make.out 2>&1 || { tail -40 make.out >&2; die "build failed"; }
+	cd "$TOP"
+}
+smoke_test() {
+	local out
+	out=$(OM_CRIU="$PREFIX/sbin/criu" OM_WORKDIR=$(mktemp -d /tmp/omsmoke.XXXXXX) \
+		timeout -k 5 300 "$TOP/build/omckpt" --check 2>&1) ||
+		{ printf '%s\n' "$out" >&2; die "CRIU at $PREFIX/sbin/criu fails the smoke test (omckpt --check above)"; }
+	printf '%s\n' "$out" | sed -n 's/^ *smoke test: /smoke test: /p' | cut -c1-60 | sed 's/^/[setup] /' >&2
+}
+
+[ "$mode" = --deps ] && { build_omtools; smoke_test; exit 0; }
+if [ "$mode" = --check ]; then
+	build_omtools
+	smoke_test
+	exec bash "$TOP/scripts/check.sh"
+fi
 
 log "building omtools in $TOP/build"
-cd "$TOP"
-[ -x configure ] || ./autogen.sh >/dev/null 2>&1 || die "autogen.sh failed"
-export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig:$PREFIX/lib/x86_64-linux-gnu/pkgconfig:$PREFIX/lib64/pkgconfig:${PKG_CONFIG_PATH:-}"
-mkdir -p build
-cd build
-[ -f Makefile ] || ../configure --prefix="$PREFIX" --sysconfdir=/etc --localstatedir=/var >configure.out 2>&1 ||
-	{ tail -20 configure.out >&2; die "configure failed"; }
-make -j"$(nproc)" >make.out 2>&1 || { tail -40 make.out >&2; die "build failed"; }
+build_omtools
+smoke_test
+cd "$TOP/build"
 make install >install.out 2>&1 || { tail -20 install.out >&2; die "install failed"; }
 ldconfig
 log "omtools installed into $PREFIX"
