@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,7 +118,18 @@ int om_keeper_recv(int fd, struct om_keeper_report *r, om_error_t *err)
 {
 	size_t got = 0;
 	while (got < sizeof(*r)) {
-		ssize_t n = read(fd, (char *)r + got, sizeof(*r) - got);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+		int pr = poll(&p, 1, OM_KEEPER_REPLY_TIMEOUT_S * 1000);
+
+		if (pr == 0)
+			return om_make_error(err, ETIMEDOUT, "the keeper gave no answer within %d s",
+					     OM_KEEPER_REPLY_TIMEOUT_S);
+		if (pr < 0 && errno != EINTR)
+			return om_make_error(err, errno, "poll the keeper");
+		if (pr < 0)
+			continue;
+		n = read(fd, (char *)r + got, sizeof(*r) - got);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

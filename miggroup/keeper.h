@@ -30,7 +30,9 @@ typedef int (*om_keeper_fn)(void *arg, int report_fd);
 int om_keeper_spawn(const char *name, om_keeper_fn fn, void *arg, int keep_fd, int *report_fd, om_error_t *err);
 
 int om_keeper_send(int fd, int index, pid_t pid, om_error_t e);
-/* 1: got a report, 0: EOF, <0: error. */
+/* A keeper answers at once, or after the CRIU call it runs (bounded itself). */
+#define OM_KEEPER_REPLY_TIMEOUT_S 60
+/* 1: got a report, 0: EOF, <0: error (ETIMEDOUT after OM_KEEPER_REPLY_TIMEOUT_S). */
 int om_keeper_recv(int fd, struct om_keeper_report *r, om_error_t *err);
 
 /* omrun: start argv in a new tree of group id; stdout/stderr go to logfile
