@@ -36,10 +36,4 @@ struct om_ckpt_result {
 int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_error_t *err);
 void om_ckpt_result_release(struct om_ckpt_result *res);
 
-/* Local scratch directory for CRIU's raw images. */
-const char *om_workdir(const char *explicit_dir);
-/* Drop the raw images an omckpt/omrestore killed mid-way left in the scratch
- * directory (its CRIU logs stay for the administrator, for a week). Best effort. */
-void om_workdir_sweep(const char *workdir);
-
 #endif

@@ -5,6 +5,7 @@
 #include "group.h"
 #include "om-criu.h"
 #include "probe.h"
+#include "workdir.h"
 #include "store.h"
 #include "util.h"
 

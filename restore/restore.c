@@ -1,12 +1,12 @@
 #include "config.h"
 #include "restore.h"
-#include "checkpoint.h"
 #include "om-criu.h"
 #include "group.h"
 #include "keeper.h"
 #include "proc.h"
 #include "store.h"
 #include "util.h"
+#include "workdir.h"
 #include "bounded.h"
 
 #include <poll.h>

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "compress.h"
+#include "store.h"
 #include "util.h"
 
 #include <errno.h>
@@ -116,7 +117,7 @@ int om_compress_fd(int in_fd, int out_fd, int level, int nb_workers, const char 
 	return 0;
 }
 
-int om_decompress_fd(int in_fd, int out_fd, const uint8_t *expect_sha256, const char *name,
+int om_decompress_fd(int in_fd, int out_fd, const uint8_t *expect_sha256, uint64_t max_raw, const char *name,
 		     struct om_stream_stats *stats, om_error_t *err)
 {
 	__attribute__((cleanup(dctx_freep))) ZSTD_DCtx *dctx = ZSTD_createDCtx();
@@ -127,9 +128,18 @@ int om_decompress_fd(int in_fd, int out_fd, const uint8_t *expect_sha256, const 
 	struct om_stream_stats s = {0};
 	size_t last = 1; /* nonzero: no frame end seen yet */
 	const char *zerr = NULL;
+	bool too_big = false;
+	size_t r;
 
 	if (dctx == NULL || md == NULL || inbuf == NULL || outbuf == NULL)
 		return om_make_error(err, ENOMEM, "decompress `%s`", name);
+	if (max_raw > OM_MAX_FILE_BYTES)
+		max_raw = OM_MAX_FILE_BYTES;
+	/* zstd's own default allows a 128 MiB window: a few bytes of frame header
+	 * could make us allocate that. Our writer (levels 1-19) needs at most 8 MiB. */
+	r = ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, OM_ZSTD_WINDOW_LOG_MAX);
+	if (ZSTD_isError(r))
+		return om_make_error(err, EINVAL, "decompress `%s`: zstd window limit: %s", name, ZSTD_getErrorName(r));
 
 	for (;;) {
 		ssize_t n = read_some(in_fd, inbuf, in_cap);
@@ -142,16 +152,21 @@ int om_decompress_fd(int in_fd, int out_fd, const uint8_t *expect_sha256, const 
 		if (EVP_DigestUpdate(md, inbuf, (size_t)n) != 1)
 			return om_make_error(err, EIO, "hash `%s`", name);
 		s.stored_bytes += (uint64_t)n;
-		if (zerr)
+		if (zerr || too_big)
 			continue; /* keep hashing: a checksum mismatch is the better diagnosis */
 		in = (ZSTD_inBuffer){inbuf, (size_t)n, 0};
 		/* zstd does not consume a frame's last byte before it has flushed
 		 * all of its output, so looping until the input is used suffices. */
 		while (in.pos < in.size) {
 			ZSTD_outBuffer out = {outbuf, out_cap, 0};
-			size_t r = ZSTD_decompressStream(dctx, &out, &in);
+			r = ZSTD_decompressStream(dctx, &out, &in);
 			if (ZSTD_isError(r)) {
 				zerr = ZSTD_getErrorName(r);
+				break;
+			}
+			if (out.pos > max_raw - s.raw_bytes) {
+				/* more than the manifest allows: write none of it */
+				too_big = true;
 				break;
 			}
 			if (out.pos > 0) {
@@ -166,6 +181,9 @@ int om_decompress_fd(int in_fd, int out_fd, const uint8_t *expect_sha256, const 
 		return om_make_error(err, EIO, "hash `%s`", name);
 	if (expect_sha256 && memcmp(expect_sha256, s.sha256, 32) != 0)
 		return om_make_error(err, OM_ECORRUPT, "checksum mismatch in %s", name);
+	if (too_big)
+		return om_make_error(err, OM_ECORRUPT, "%s decompresses to more than %llu bytes", name,
+				     (unsigned long long)max_raw);
 	if (zerr)
 		return om_make_error(err, OM_ECORRUPT, "corrupt zstd data in %s: %s", name, zerr);
 	if (last != 0)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -118,6 +119,81 @@ static bool unknown_ok(const ProtobufCMessage *base)
 	return true;
 }
 
+static bool str_ok(const char *s, size_t max)
+{
+	return s == NULL || strnlen(s, max + 1) <= max;
+}
+
+/* Every count and length against the documented bounds (store.h), before
+ * anything walks the arrays or allocates by them. Only reads pointers that
+ * protobuf-c sized by these very counts. */
+static int check_bounds(const Om__Manifest *m, int status, om_error_t *err)
+{
+	size_t procs = 0, tids = 0, files = 0;
+
+	if (m->base.n_unknown_fields > OM_MAX_UNKNOWN)
+		return invalid(err, status, "%u unknown fields, at most %u", m->base.n_unknown_fields, OM_MAX_UNKNOWN);
+	if (!str_ok(m->node, OM_MAX_LABEL) || !str_ok(m->kernel, OM_MAX_LABEL) ||
+	    !str_ok(m->criu_version, OM_MAX_LABEL) || !str_ok(m->omtools_version, OM_MAX_LABEL) ||
+	    !str_ok(m->cgroup_backend, OM_MAX_LABEL))
+		return invalid(err, status, "a node, kernel, version or backend string is longer than %u bytes",
+			       OM_MAX_LABEL);
+	if (m->n_trees > OM_MAX_TREES)
+		return invalid(err, status, "%zu trees, at most %u", m->n_trees, OM_MAX_TREES);
+	if (m->n_trees > 0 && m->trees == NULL)
+		return invalid(err, status, "trees missing");
+	for (size_t i = 0; i < m->n_trees; i++) {
+		const Om__TreeEntry *t = m->trees[i];
+		if (t == NULL)
+			return invalid(err, status, "tree %zu is missing", i);
+		if (t->base.n_unknown_fields > OM_MAX_UNKNOWN)
+			return invalid(err, status, "tree %zu: %u unknown fields, at most %u", i,
+				       t->base.n_unknown_fields, OM_MAX_UNKNOWN);
+		if (t->n_procs > OM_MAX_PROCS - procs)
+			return invalid(err, status, "more than %u processes", OM_MAX_PROCS);
+		procs += t->n_procs;
+		if (t->n_files > OM_MAX_FILES - files)
+			return invalid(err, status, "more than %u files", OM_MAX_FILES);
+		files += t->n_files;
+		if ((t->n_procs > 0 && t->procs == NULL) || (t->n_files > 0 && t->files == NULL))
+			return invalid(err, status, "tree %zu: array missing", i);
+		for (size_t j = 0; j < t->n_procs; j++) {
+			const Om__ProcEntry *p = t->procs[j];
+			if (p == NULL)
+				return invalid(err, status, "tree %zu: process %zu is missing", i, j);
+			if (p->base.n_unknown_fields > OM_MAX_UNKNOWN)
+				return invalid(err, status, "tree %zu: process %zu: %u unknown fields, at most %u", i,
+					       j, p->base.n_unknown_fields, OM_MAX_UNKNOWN);
+			if (p->n_tids > OM_MAX_TIDS_PER_PROC)
+				return invalid(err, status, "tree %zu: process %zu has %zu threads, at most %u", i, j,
+					       p->n_tids, OM_MAX_TIDS_PER_PROC);
+			if (p->n_tids > OM_MAX_TIDS - tids)
+				return invalid(err, status, "more than %u threads", OM_MAX_TIDS);
+			tids += p->n_tids;
+			if (!str_ok(p->comm, OM_MAX_COMM))
+				return invalid(err, status, "tree %zu: process %zu: comm longer than %u bytes", i, j,
+					       OM_MAX_COMM);
+			if (!str_ok(p->cmdline, OM_MAX_CMDLINE))
+				return invalid(err, status, "tree %zu: process %zu: cmdline longer than %u bytes", i, j,
+					       OM_MAX_CMDLINE);
+		}
+		for (size_t j = 0; j < t->n_files; j++) {
+			const Om__FileEntry *f = t->files[j];
+			if (f == NULL)
+				return invalid(err, status, "tree %zu: file %zu is missing", i, j);
+			if (f->base.n_unknown_fields > OM_MAX_UNKNOWN)
+				return invalid(err, status, "tree %zu: file %zu: %u unknown fields, at most %u", i, j,
+					       f->base.n_unknown_fields, OM_MAX_UNKNOWN);
+			if (f->size > OM_MAX_FILE_BYTES || f->stored_size > OM_MAX_FILE_BYTES)
+				return invalid(err, status,
+					       "tree %zu: file %zu: size %llu or stored size %llu above %llu", i, j,
+					       (unsigned long long)f->size, (unsigned long long)f->stored_size,
+					       (unsigned long long)OM_MAX_FILE_BYTES);
+		}
+	}
+	return 0;
+}
+
 static int validate(const Om__Manifest *m, int status, om_error_t *err)
 {
 	cleanup_free const char **names = NULL;
@@ -126,6 +202,8 @@ static int validate(const Om__Manifest *m, int status, om_error_t *err)
 	const char *dup = NULL;
 	int r;
 
+	if (check_bounds(m, status, err) < 0)
+		return -1;
 	if (!unknown_ok(&m->base))
 		return invalid(err, status, "field number 0");
 	if (m->node == NULL || m->node[0] == '\0')
@@ -227,6 +305,54 @@ static int validate(const Om__Manifest *m, int status, om_error_t *err)
 
 /* ---- codec ---- */
 
+/* protobuf-c allocates while it unpacks, before any check of ours can run: a
+ * payload of empty sub-messages costs some 40 bytes of memory per byte. This
+ * allocator holds the live total to a budget, so unpacking fails instead. */
+struct unpack_budget {
+	size_t left;
+};
+
+static void *budget_alloc(void *data, size_t size)
+{
+	struct unpack_budget *b = data;
+	void *p;
+	size_t used;
+
+	if (size > b->left)
+		return NULL;
+	p = malloc(size ? size : 1);
+	if (p == NULL)
+		return NULL;
+	used = malloc_usable_size(p);
+	if (used > b->left) {
+		free(p);
+		return NULL;
+	}
+	b->left -= used;
+	return p;
+}
+
+static void budget_free(void *data, void *p)
+{
+	struct unpack_budget *b = data;
+
+	if (p == NULL)
+		return;
+	b->left += malloc_usable_size(p);
+	free(p);
+}
+
+/* The budget for a payload of plen bytes: generous for real manifests (a few
+ * bytes of memory per byte), bounded for crafted ones. */
+static size_t unpack_budget_for(size_t plen)
+{
+	size_t b = (size_t)1 << 20;
+
+	if (plen > (OM_MANIFEST_UNPACK_MAX - b) / 16)
+		return OM_MANIFEST_UNPACK_MAX;
+	return b + 16 * plen;
+}
+
 int om_manifest_encode(const Om__Manifest *m, uint8_t **buf, size_t *len, om_error_t *err)
 {
 	cleanup_free uint8_t *out = NULL;
@@ -235,8 +361,9 @@ int om_manifest_encode(const Om__Manifest *m, uint8_t **buf, size_t *len, om_err
 	if (validate(m, EINVAL, err) < 0)
 		return om_error_wrap(err, "encode manifest");
 	plen = om__manifest__get_packed_size(m);
-	if (plen > UINT32_MAX - HDR_LEN - SHA_LEN)
-		return om_make_error(err, EFBIG, "encode manifest: %zu bytes is too large", plen);
+	if (plen > OM_MANIFEST_MAX - HDR_LEN - SHA_LEN)
+		return om_make_error(err, EFBIG, "encode manifest: %zu bytes is too large (at most %u)", plen,
+				     OM_MANIFEST_MAX);
 	total = HDR_LEN + plen + SHA_LEN;
 	out = malloc(total);
 	if (out == NULL)
@@ -269,6 +396,8 @@ int om_manifest_decode(const uint8_t *buf, size_t len, Om__Manifest **out, om_er
 		return om_make_error(err, OM_ECORRUPT,
 				     "manifest format version %u is not supported (this omtools reads version %u)",
 				     version, OM_MANIFEST_VERSION);
+	if (len > OM_MANIFEST_MAX)
+		return om_make_error(err, OM_ECORRUPT, "manifest of %zu bytes, at most %u", len, OM_MANIFEST_MAX);
 	plen = get_le32(buf + 12);
 	if ((size_t)plen > len - HDR_LEN - SHA_LEN || HDR_LEN + (size_t)plen + SHA_LEN != len)
 		return om_make_error(err, OM_ECORRUPT,
@@ -278,9 +407,17 @@ int om_manifest_decode(const uint8_t *buf, size_t len, Om__Manifest **out, om_er
 	om_sha256(buf, HDR_LEN + plen, sha);
 	if (memcmp(sha, buf + HDR_LEN + plen, SHA_LEN) != 0)
 		return om_make_error(err, OM_ECORRUPT, "manifest checksum mismatch");
-	m = om__manifest__unpack(NULL, plen, buf + HDR_LEN);
+	{
+		struct unpack_budget budget = {unpack_budget_for(plen)};
+		ProtobufCAllocator alloc = {budget_alloc, budget_free, &budget};
+		/* blocks come from malloc(): om_manifest_free() releases them with free() */
+		m = om__manifest__unpack(&alloc, plen, buf + HDR_LEN);
+	}
 	if (m == NULL)
-		return om_make_error(err, OM_ECORRUPT, "manifest payload does not parse as om.Manifest");
+		return om_make_error(err, OM_ECORRUPT,
+				     "manifest payload does not parse as om.Manifest (or needs more than %zu bytes of "
+				     "memory)",
+				     unpack_budget_for(plen));
 	if (validate(m, OM_ECORRUPT, err) < 0) {
 		om__manifest__free_unpacked(m, NULL);
 		return -1;

@@ -16,8 +16,6 @@
 #include <sys/utsname.h>
 #include <time.h>
 
-#define OM_MANIFEST_MAX (64u << 20)
-
 /* ---- store path resolution ---- */
 
 static char *trim(char *s)
@@ -707,6 +705,14 @@ int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_er
 	}
 	for (size_t i = 0; i < m->n_trees; i++) {
 		const Om__TreeEntry *t = m->trees[i];
+		/* informational strings: shorten rather than fail on a huge argv */
+		for (size_t j = 0; t && j < t->n_procs; j++) {
+			Om__ProcEntry *p = t->procs[j];
+			if (p && p->cmdline && strlen(p->cmdline) > OM_MAX_CMDLINE)
+				p->cmdline[OM_MAX_CMDLINE] = '\0';
+			if (p && p->comm && strlen(p->comm) > OM_MAX_COMM)
+				p->comm[OM_MAX_COMM] = '\0';
+		}
 		for (size_t j = 0; t && j < t->n_files; j++) {
 			if (t->files[j] == NULL)
 				continue;
@@ -1064,7 +1070,7 @@ int om_gen_extract_tree(struct om_store *st, const char *kind, unsigned long id,
 			om_make_error(err, errno, "create `%s/%s`", dest_dir, f->name);
 			goto fail;
 		}
-		if (om_decompress_fd(in, out, f->sha256.data, display, &s, err) < 0) {
+		if (om_decompress_fd(in, out, f->sha256.data, f->size, display, &s, err) < 0) {
 			done++; /* remove this one too */
 			goto fail;
 		}

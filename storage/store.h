@@ -27,6 +27,23 @@
 #define OM_DEFAULT_STORE "/var/lib/omtools/store"
 #define OM_CONFIG_FILE "/etc/omtools/omtools.conf"
 
+/* Bounds on what a manifest may say (storage/README.md, "Bounds"): every count
+ * and length read from a store is checked against these before it is used, by
+ * om_manifest_decode (OM_ECORRUPT) and om_manifest_encode (EINVAL). */
+#define OM_MANIFEST_MAX (64u << 20)	      /* bytes of a manifest file */
+#define OM_MANIFEST_UNPACK_MAX (256u << 20)   /* memory protobuf-c may use to unpack one */
+#define OM_MAX_TREES 4096u		      /* trees in a manifest */
+#define OM_MAX_PROCS 65536u		      /* processes in a manifest (all trees) */
+#define OM_MAX_TIDS_PER_PROC 65536u	      /* threads of one process */
+#define OM_MAX_TIDS (1u << 20)		      /* threads in a manifest (all processes) */
+#define OM_MAX_FILES (1u << 20)		      /* image files in a manifest (all trees) */
+#define OM_MAX_UNKNOWN 64u		      /* unknown protobuf fields in one message */
+#define OM_MAX_FILE_BYTES (UINT64_C(1) << 40) /* size and stored size of one file (1 TiB) */
+#define OM_MAX_LABEL 255u		      /* node, kernel, criu/omtools versions, cgroup backend */
+#define OM_MAX_COMM 64u			      /* a process's comm */
+#define OM_MAX_CMDLINE 65536u		      /* a process's command line (om_gen_commit truncates) */
+#define OM_ZSTD_WINDOW_LOG_MAX 24	      /* stored frames need at most a 16 MiB window */
+
 struct om_store {
 	char *path;    /* absolute path of the store root */
 	int fd;	       /* O_DIRECTORY fd of the root */

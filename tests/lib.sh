@@ -414,6 +414,87 @@ pids_of() {
 	done
 }
 
+restores() {
+	status_field "$1" restores
+}
+
+# snap NAME... : "NAME=COUNTER:RESTORES" for each worker, to compare with after
+# a checkpoint (continued_restored, continued_running).
+snap() {
+	local n c r
+	for n in "$@"; do
+		if r=$(restores "$n") && c=$(counter "$n"); then
+			echo "$n=$c:$r"
+		else
+			echo "$n=?:?"
+		fi
+	done
+}
+
+# _after_snap NAME=C:R WANT_RESTORES... : the check behind continued_*.
+# The worker itself counts the restores it lived through (its start time in
+# /proc/self/stat changes while its memory does not) and records the counter
+# it continued from (restored_at). A program restarted afresh has restores=0
+# and a counter from 0; one restored from an older image has fewer restores
+# or an older restored_at than the snapshot: both fail here.
+_after_snap() {
+	local kv=$1 want=$2 name c r now nr at end bad=
+	name=${kv%%=*}
+	c=${kv#*=}
+	r=${c#*:}
+	c=${c%%:*}
+	if ! [[ $c =~ ^[0-9]+$ && $r =~ ^[0-9]+$ ]]; then
+		diag "$name: bad snapshot '$kv'"
+		return 1
+	fi
+	want=$((r + want))
+	end=$((SECONDS + ${RESTORE_WAIT:-5}))
+	while :; do # the worker notices a restore on its next tick (10 ms)
+		nr=$(restores "$name") || nr=
+		[ -n "$nr" ] && [ "$nr" -ge "$want" ] && break
+		[ $SECONDS -ge $end ] && break
+		sleep 0.1
+	done
+	if [ "${nr:-x}" != "$want" ]; then
+		diag "$name: restores ${nr:-?}, expected $want (was $r before):" \
+			"  $([ "${nr:-0}" -lt "$want" ] && echo "it did not live through a restore (restarted afresh, or restored from an older image)" || echo "restored more often than expected")"
+		return 1
+	fi
+	if [ "$want" -gt "$r" ]; then
+		at=$(status_field "$name" restored_at)
+		if [ -z "$at" ] || [ "$at" -lt "$c" ]; then
+			diag "$name: continued from counter ${at:-?} after its restore, below $c recorded before the checkpoint (memory went back)"
+			bad=1
+		fi
+	fi
+	end=$((SECONDS + 5))
+	while now=$(counter "$name") && [ -n "$now" ] && [ "$now" -le "${at:-$c}" ] && [ $SECONDS -lt $end ]; do
+		sleep 0.1
+	done
+	if [ -z "$now" ] || [ "$now" -le "${at:-$c}" ]; then
+		diag "$name: counter ${now:-?} does not advance past ${at:-$c}"
+		bad=1
+	fi
+	[ -z "$bad" ]
+}
+
+# continued_restored SNAP... : each worker (snapshots from snap) was restored
+# exactly once since its snapshot, continued from at least the snapshot's
+# counter, and counts on.
+continued_restored() {
+	local kv rc=0
+	for kv in "$@"; do _after_snap "$kv" 1 || rc=1; done
+	return $rc
+}
+
+# continued_running SNAP... : each worker was not restored since its snapshot
+# (a --leave-running checkpoint, a failed one) and counts on from there.
+continued_running() {
+	local kv rc=0
+	for kv in "$@"; do _after_snap "$kv" 0 || rc=1; done
+	return $rc
+}
+
 # advancing NAME [SECS=1] : the counter grows within SECS.
 advancing() {
 	local a b

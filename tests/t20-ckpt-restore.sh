@@ -2,8 +2,10 @@
 # shellcheck disable=SC2317  # functions are invoked indirectly through ok/check
 # t20-ckpt-restore.sh — the main scenario: checkpoint a miggroup of four
 # process trees, restore it with the same pids, check the workers continued
-# (not restarted), a second --leave-running cycle, restore of an older
-# generation, and omckpt/omrestore -p of a lone process; on both backends.
+# (each saw its own restore; not restarted), a second --leave-running cycle,
+# restore of an older generation, and omckpt/omrestore -p of a lone process;
+# on both backends. And that the continuity check fails when it should: for
+# a worker restored from an older image and for one started afresh.
 set -u
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -95,8 +97,7 @@ for cg in v2 v1; do
 	ok "[$cg] showgroup lists all 9 processes" listed_by_showgroup "${all[@]}"
 
 	# ---- cycle 1: checkpoint (kills) and restore ----
-	c1=()
-	for n in "$a" "$b" "$c" "$p"; do c1+=("$n=$(counter "$n")"); done
+	mapfile -t c1 < <(snap "$a" "$b" "$c" "$p")
 	check "[$cg] omckpt -g $G" "$OMCKPT" -g "$G"
 	like "$OUT" "^group $G: generation 1 written to .*\(4 trees, 9 processes, raw [0-9.]+ MiB, stored [0-9.]+ MiB, [0-9.]+ s[^)]*\)" \
 		"[$cg] omckpt reports generation 1 with 4 trees and 9 processes"
@@ -122,18 +123,15 @@ for cg in v2 v1; do
 	bad=
 	for pid in "${all[@]}"; do in_cgroup "$pid" || bad="$bad $pid"; done
 	is "$bad" "" "[$cg] every restored pid is in the group's cgroup"
-	sleep 1
-	ok "[$cg] counters continued after the restore" counters_above "${c1[@]}"
+	ok "[$cg] every worker saw its own restore and continued from its counter" continued_restored "${c1[@]}"
 
 	# ---- cycle 2: --leave-running, kill, restore generation 2 ----
-	c2=()
-	for n in "$a" "$b" "$c" "$p"; do c2+=("$n=$(counter "$n")"); done
+	mapfile -t c2 < <(snap "$a" "$b" "$c" "$p")
 	check "[$cg] omckpt --leave-running -g $G" "$OMCKPT" --leave-running -g "$G"
 	like "$OUT" "^group $G: generation 2 written to " "[$cg] omckpt reports generation 2"
 	ok "[$cg] gen-2 exists" test -f "$gdir/gen-2/manifest.om"
 	ok "[$cg] processes keep running after --leave-running" all_alive "${all[@]}"
-	sleep 1
-	ok "[$cg] counters advance after --leave-running" counters_above "${c2[@]}"
+	ok "[$cg] counters advance after --leave-running, no worker saw a restore" continued_running "${c2[@]}"
 	ok "[$cg] no process is left frozen" eval "advancing $a && advancing $b 0.5 && advancing $c 0.5 && advancing $p 0.5"
 
 	mapfile -t mem < <(members)
@@ -145,8 +143,7 @@ for cg in v2 v1; do
 	check "[$cg] omrestore -g $G --generation 2" "$OMRESTORE" -g "$G" --generation 2
 	ok "[$cg] every pid is back from generation 2" all_alive "${all[@]}"
 	ok "[$cg] showgroup lists them again" listed_by_showgroup "${all[@]}"
-	sleep 1
-	ok "[$cg] counters continued from generation 2" counters_above "${c2[@]}"
+	ok "[$cg] every worker saw its restore from generation 2 and continued from there" continued_restored "${c2[@]}"
 	for n in "$a" "$b" "$c" "$p"; do
 		finish_ok "$n"
 	done
@@ -159,7 +156,7 @@ start_plain_worker lone --mem 16 --children 1 --threads 2
 ok "lone worker ready" wait_ready lone
 lp=${WPID[lone]}
 mapfile -t lall < <(pids_of lone)
-lc=$(counter lone)
+lc=$(snap lone)
 check "omckpt -p $lp" "$OMCKPT" -p "$lp"
 ok "a generation under \$OM_STORE/pids/$lp/" test -f "$OM_STORE/pids/$lp/gen-1/manifest.om"
 ok "lone worker gone after omckpt -p" all_gone 5 "${lall[@]}"
@@ -167,8 +164,41 @@ reap "$lp"
 ok "lone worker's pids are free" pids_free 15 "${lall[@]}"
 check "omrestore -p $lp" "$OMRESTORE" -p "$lp"
 ok "lone worker alive again with the same pids" all_alive "${lall[@]}"
-sleep 1
-ok "lone worker's counter continued" counters_above "lone=$lc"
+ok "lone worker saw its restore and continued" continued_restored "$lc"
+
+# ---- the continuity check can fail: an older image, a fresh start ----
+lc=$(snap lone)
+check "omckpt --leave-running -p $lp (generation 2)" "$OMCKPT" --leave-running -p "$lp"
+ok "lone worker runs on" continued_running "$lc"
+lc=$(snap lone)
+kill -9 "${lall[@]}" 2>/dev/null
+ok "lone worker killed" all_gone 5 "${lall[@]}"
+reap "$lp"
+ok "lone worker's pids are free" pids_free 15 "${lall[@]}"
+check "omrestore -p $lp --generation 1 (older than the snapshot)" "$OMRESTORE" -p "$lp" --generation 1
+ok "lone worker alive again" all_alive "${lall[@]}"
+ok "continued_restored fails for a worker restored from an older image" not continued_restored "$lc"
 finish_ok lone
+
+# a worker started again instead of restored: its counter soon passes the
+# recorded value (a counter comparison alone would pass), but it never lived
+# through a restore
+start_plain_worker fresh --mem 8 --children 1
+ok "fresh worker ready" wait_ready fresh
+sleep 1
+fc=$(snap fresh)
+mapfile -t fall < <(pids_of fresh)
+kill -9 "${fall[@]}" 2>/dev/null
+ok "fresh worker killed" all_gone 5 "${fall[@]}"
+reap "${WPID[fresh]}"
+start_plain_worker fresh --mem 8 --children 1
+ok "... and started again" wait_ready fresh
+fcount=${fc#*=}
+fcount=${fcount%%:*}
+end=$((SECONDS + 20))
+while [ "$(counter fresh)" -le "$fcount" ] && [ $SECONDS -lt $end ]; do sleep 0.1; done
+ok "its counter passed the recorded $fcount (a counter comparison alone is fooled)" counters_above "fresh=$fcount"
+ok "continued_restored fails for it" not continued_restored "$fc"
+finish_ok fresh
 
 done_testing

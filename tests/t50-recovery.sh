@@ -93,6 +93,7 @@ for cg in v2 v1; do
 	# migrate just that tree: omckpt -p stops it, omrestore -p brings it back into its group
 	ypids=$(pids_of y | tr '\n' ' ')
 	yroot=$(pids_of y | head -1)
+	ysnap=$(snap y)
 	check "[$cg] omckpt -p (root of y)" "$OMCKPT" -p "$yroot"
 	# shellcheck disable=SC2086
 	ok "[$cg] ... y is gone" all_gone 5 $ypids
@@ -104,6 +105,7 @@ for cg in v2 v1; do
 	like "$OUT" "^$yroot with commandline .* restored in group $G " "[$cg] ... says it rejoined group $G"
 	ok "[$cg] ... y is a member of $G again" eval "members | grep -qx $yroot"
 	ok "[$cg] ... and in its leaf" in_cgroup "$yroot"
+	ok "[$cg] ... y saw its own restore and continued" continued_restored "$ysnap"
 	finish_ok y
 
 	# the store's writer lock (held by an omckpt on another node): exit 6, or wait for it
@@ -118,6 +120,7 @@ for cg in v2 v1; do
 
 	# checkpoint on "node A", restore on "node B" (same store)
 	xpids=$(pids_of x | tr '\n' ' ')
+	xsnap=$(snap x)
 	check "[$cg] omckpt on node-a" env OM_NODE=node-a "$OMCKPT" -g "$G"
 	gen=$(ls -d "$OM_STORE/groups/$G"/gen-* | sort -t- -k2 -n | tail -1)
 	like "$("$OMDECODE" "$gen")" "node: +node-a" "[$cg] ... the manifest names node-a"
@@ -137,6 +140,7 @@ for cg in v2 v1; do
 	like "$ERR" "from node node-a" "[$cg] ... says where the generation was made"
 	# shellcheck disable=SC2086
 	ok "[$cg] ... the group is back" all_alive $xpids
+	ok "[$cg] ... x saw its own restore and continued" continued_restored "$xsnap"
 	finish_ok x
 done
 

@@ -2,7 +2,9 @@
  *
  * Manifests come from shared storage and are untrusted: om_manifest_decode()
  * must reject anything malformed without crashing, leaking or reading out of
- * bounds, and whatever it accepts must survive encode + decode unchanged.
+ * bounds, whatever it accepts must survive encode + decode unchanged, and
+ * every count and length of an accepted manifest must be within the limits of
+ * store.h (checked here again, independently of the decoder).
  *
  * An input that starts with the manifest magic is decoded as it is. Any other
  * input is taken as a protobuf payload and framed (header + correct SHA-256)
@@ -17,6 +19,46 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+static bool str_within(const char *s, size_t max)
+{
+	return s == NULL || strlen(s) <= max;
+}
+
+/* abort() unless every documented bound holds (storage/README.md, Bounds). */
+static void check_bounds(const Om__Manifest *m, size_t size)
+{
+	size_t procs = 0, tids = 0, files = 0;
+
+	if (size > OM_MANIFEST_MAX || m->n_trees > OM_MAX_TREES || m->base.n_unknown_fields > OM_MAX_UNKNOWN)
+		abort();
+	if (!str_within(m->node, OM_MAX_LABEL) || !str_within(m->kernel, OM_MAX_LABEL) ||
+	    !str_within(m->criu_version, OM_MAX_LABEL) || !str_within(m->omtools_version, OM_MAX_LABEL) ||
+	    !str_within(m->cgroup_backend, OM_MAX_LABEL))
+		abort();
+	for (size_t i = 0; i < m->n_trees; i++) {
+		const Om__TreeEntry *t = m->trees[i];
+		if (t->base.n_unknown_fields > OM_MAX_UNKNOWN || !om_store_name_ok(t->dir))
+			abort();
+		procs += t->n_procs;
+		files += t->n_files;
+		for (size_t j = 0; j < t->n_procs; j++) {
+			const Om__ProcEntry *p = t->procs[j];
+			if (p->n_tids > OM_MAX_TIDS_PER_PROC || p->base.n_unknown_fields > OM_MAX_UNKNOWN ||
+			    !str_within(p->comm, OM_MAX_COMM) || !str_within(p->cmdline, OM_MAX_CMDLINE))
+				abort();
+			tids += p->n_tids;
+		}
+		for (size_t j = 0; j < t->n_files; j++) {
+			const Om__FileEntry *f = t->files[j];
+			if (f->size > OM_MAX_FILE_BYTES || f->stored_size > OM_MAX_FILE_BYTES || f->sha256.len != 32 ||
+			    f->base.n_unknown_fields > OM_MAX_UNKNOWN || !om_store_name_ok(f->name))
+				abort();
+		}
+	}
+	if (procs > OM_MAX_PROCS || tids > OM_MAX_TIDS || files > OM_MAX_FILES)
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,7 +75,8 @@ static void check(const uint8_t *data, size_t size)
 		om_error_release(&err);
 		return;
 	}
-	/* Accepted: it must re-encode, decode again and be stable. */
+	/* Accepted: within every bound; it must re-encode, decode again and be stable. */
+	check_bounds(m, size);
 	if (om_manifest_encode(m, &b1, &l1, &err) < 0)
 		abort();
 	if (om_manifest_decode(b1, l1, &m2, &err) < 0)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <zstd.h>
 
 static char tmproot[] = "/tmp/om-test-store.XXXXXX";
 
@@ -740,26 +741,27 @@ static void test_store(void)
 		ok(good, "om_compress_fd counts raw and stored bytes");
 		in = open(z, O_RDONLY);
 		out = open("/dev/null", O_WRONLY);
-		ok(om_decompress_fd(in, out, s.sha256, z, NULL, &err) == 0, "om_decompress_fd with the right sha256");
+		ok(om_decompress_fd(in, out, s.sha256, 300000, z, NULL, &err) == 0,
+		   "om_decompress_fd with the right sha256");
 		close(in);
 		if (truncate(z, (off_t)s.stored_bytes - 10) < 0)
 			bail_out("truncate");
 		in = open(z, O_RDONLY);
-		ok(om_decompress_fd(in, out, NULL, z, NULL, &err) < 0 && err->status == OM_ECORRUPT &&
+		ok(om_decompress_fd(in, out, NULL, 300000, z, NULL, &err) < 0 && err->status == OM_ECORRUPT &&
 		       msg_has(err, "truncated zstd frame in"),
 		   "a truncated frame is detected without a sha256");
 		show(&err);
 		close(in);
 		write_file(z, data + 200000, 1000);
 		in = open(z, O_RDONLY);
-		ok(om_decompress_fd(in, out, NULL, z, NULL, &err) < 0 && err->status == OM_ECORRUPT &&
+		ok(om_decompress_fd(in, out, NULL, 300000, z, NULL, &err) < 0 && err->status == OM_ECORRUPT &&
 		       msg_has(err, "corrupt zstd data"),
 		   "garbage is detected as corrupt zstd");
 		show(&err);
 		close(in);
 		write_file(z, "", 0);
 		in = open(z, O_RDONLY);
-		ok(om_decompress_fd(in, out, NULL, z, NULL, &err) < 0 && err->status == OM_ECORRUPT,
+		ok(om_decompress_fd(in, out, NULL, 300000, z, NULL, &err) < 0 && err->status == OM_ECORRUPT,
 		   "an empty file is not a zstd frame");
 		close(in);
 		close(out);
@@ -769,6 +771,337 @@ static void test_store(void)
 	if (getenv("OM_TEST_KEEP"))
 		diag("store kept at %s (a generation: %s/gen-2)", st.path, id_dir);
 	om_store_close(&st);
+	om_error_release(&err);
+}
+
+/* ---- bounds on untrusted bytes ---- */
+
+/* A valid manifest of n trees (tree-1 .. tree-n, one file each). */
+static Om__Manifest *many_trees(size_t n)
+{
+	Om__Manifest *m = sample_manifest(false);
+	om_error_t err = NULL;
+
+	for (size_t i = 1; i <= n; i++) {
+		Om__TreeEntry *t = NULL;
+		if (om_manifest_add_tree(m, (int32_t)(100000 + i), &t, &err) < 0)
+			bail_out("add tree");
+	}
+	return m;
+}
+
+static bool encode_refuses(const Om__Manifest *m, const char *needle)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	om_error_t e = NULL;
+	bool good =
+	    om_manifest_encode(m, &b, &l, &e) < 0 && b == NULL && e && e->status == EINVAL && msg_has(e, needle);
+
+	if (!good)
+		show(&e);
+	free(b);
+	om_error_release(&e);
+	return good;
+}
+
+static void test_manifest_bounds(void)
+{
+	Om__Manifest *m;
+	uint8_t *f;
+	size_t blen;
+
+	m = many_trees(OM_MAX_TREES - 1); /* with the sample's own tree: exactly the limit */
+	f = frame_manifest(m, 1, &blen);
+	{
+		om_error_t e = NULL;
+		Om__Manifest *x = NULL;
+		ok(om_manifest_decode(f, blen, &x, &e) == 0 && x->n_trees == OM_MAX_TREES,
+		   "a manifest with %u trees (the limit) decodes", OM_MAX_TREES);
+		show(&e);
+		om_manifest_free(x);
+	}
+	free(f);
+	om_manifest_free_built(m);
+
+	m = many_trees(5000);
+	f = frame_manifest(m, 1, &blen);
+	ok(decode_fails(f, blen, "5001 trees, at most 4096"),
+	   "decode refuses a manifest of 5001 trees, naming the count");
+	ok(encode_refuses(m, "5001 trees"), "encode refuses it too (EINVAL)");
+	free(f);
+	om_manifest_free_built(m);
+
+	/* one process with more threads than a process may have */
+	m = sample_manifest(false);
+	{
+		Om__ProcEntry *p = m->trees[0]->procs[0];
+		size_t n = OM_MAX_TIDS_PER_PROC + 1;
+		p->tids = realloc(p->tids, n * sizeof(*p->tids));
+		for (size_t i = 0; i < n; i++)
+			p->tids[i] = (int32_t)(4012 + i);
+		p->n_tids = n;
+		f = frame_manifest(m, 1, &blen);
+		ok(decode_fails(f, blen, "65537 threads, at most 65536"),
+		   "decode refuses a process with 65537 threads");
+		free(f);
+	}
+	om_manifest_free_built(m);
+
+	/* processes over all trees */
+	m = many_trees(3);
+	for (size_t i = 0; i < 3; i++) {
+		Om__TreeEntry *t = m->trees[1 + i];
+		for (size_t j = 0; j < OM_MAX_PROCS / 3 + 1; j++)
+			om_tree_add_proc(t, (int32_t)(1000000 + i * 100000 + j), 1, NULL, 0, NULL, NULL, NULL, NULL);
+	}
+	f = frame_manifest(m, 1, &blen);
+	ok(decode_fails(f, blen, "more than 65536 processes"), "decode refuses more than %u processes in all trees",
+	   OM_MAX_PROCS);
+	free(f);
+	om_manifest_free_built(m);
+
+	/* strings */
+	m = sample_manifest(false);
+	{
+		char *saved = m->node, *big = malloc(OM_MAX_LABEL + 2);
+		memset(big, 'n', OM_MAX_LABEL + 1);
+		big[OM_MAX_LABEL + 1] = '\0';
+		m->node = big;
+		f = frame_manifest(m, 1, &blen);
+		ok(decode_fails(f, blen, "longer than 255"), "decode refuses a node name of 256 bytes");
+		free(f);
+		big[OM_MAX_LABEL] = '\0';
+		f = frame_manifest(m, 1, &blen);
+		{
+			om_error_t e = NULL;
+			Om__Manifest *x = NULL;
+			ok(om_manifest_decode(f, blen, &x, &e) == 0, "but accepts one of 255");
+			show(&e);
+			om_manifest_free(x);
+		}
+		free(f);
+		m->node = saved;
+		free(big);
+
+		Om__ProcEntry *p = m->trees[0]->procs[0];
+		saved = p->cmdline;
+		big = malloc(OM_MAX_CMDLINE + 2);
+		memset(big, 'c', OM_MAX_CMDLINE + 1);
+		big[OM_MAX_CMDLINE + 1] = '\0';
+		p->cmdline = big;
+		f = frame_manifest(m, 1, &blen);
+		ok(decode_fails(f, blen, "cmdline longer than 65536"), "decode refuses a cmdline of 64 KiB + 1");
+		free(f);
+		p->cmdline = saved;
+		free(big);
+	}
+	/* a file that says it is 2 TiB */
+	{
+		Om__FileEntry *fe = m->trees[0]->files[0];
+		uint64_t saved = fe->size;
+		fe->size = UINT64_C(2) << 40;
+		m->raw_bytes += fe->size - saved;
+		f = frame_manifest(m, 1, &blen);
+		ok(decode_fails(f, blen, "above"), "decode refuses a file of 2 TiB (above the 1 TiB ceiling)");
+		free(f);
+		m->raw_bytes -= fe->size - saved;
+		fe->size = saved;
+	}
+	om_manifest_free_built(m);
+
+	/* protobuf-c's own allocations: 200000 near-empty trees in 1.2 MB would
+	 * take some 35 MB to unpack; the budget refuses while unpacking */
+	{
+		size_t n = 200000, plen = n * 6;
+		uint8_t *payload = malloc(plen);
+		for (size_t i = 0; i < n; i++)
+			memcpy(payload + 6 * i, "\x42\x04\x08\x01\x12\x00", 6);
+		f = frame(payload, plen, 1, &blen);
+		ok(decode_fails(f, blen, "memory"),
+		   "unpacking a payload that would need 30x its size in memory is refused");
+		free(f);
+		free(payload);
+	}
+}
+
+static int open_tmpfile(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		bail_out("open a test file");
+	return fd;
+}
+
+static off_t fd_size(int fd)
+{
+	struct stat sb;
+	return fstat(fd, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* Compress raw bytes of path src (any size, sparse is fine) into dst; *s gets the stats. */
+static void compress_file(const char *src, const char *dst, int window_log, struct om_stream_stats *s)
+{
+	om_error_t err = NULL;
+	int in = open(src, O_RDONLY | O_CLOEXEC), out = open_tmpfile(dst);
+
+	if (in < 0)
+		bail_out("open");
+	if (window_log == 0) {
+		if (om_compress_fd(in, out, 3, 0, src, s, &err) < 0)
+			bail_out("compress");
+	} else {
+		/* a frame that asks for a 2^window_log window (size unknown when it starts) */
+		ZSTD_CCtx *c = ZSTD_createCCtx();
+		static uint8_t ib[1 << 16], ob[1 << 17];
+		ssize_t n;
+		ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log);
+		while ((n = read(in, ib, sizeof(ib))) >= 0) {
+			ZSTD_inBuffer zi = {ib, (size_t)n, 0};
+			size_t r;
+			do {
+				ZSTD_outBuffer zo = {ob, sizeof(ob), 0};
+				r = ZSTD_compressStream2(c, &zo, &zi, n ? ZSTD_e_continue : ZSTD_e_end);
+				if (ZSTD_isError(r) || om_write_all(out, ob, zo.pos) < 0)
+					bail_out("zstd");
+			} while (n ? zi.pos < zi.size : r != 0);
+			if (n == 0)
+				break;
+		}
+		ZSTD_freeCCtx(c);
+		lseek(out, 0, SEEK_SET);
+		if (om_hash_fd(out, s->sha256, &s->stored_bytes, dst, &err) < 0)
+			bail_out("hash");
+	}
+	close(in);
+	close(out);
+	om_error_release(&err);
+}
+
+static void sparse_file(const char *path, off_t size)
+{
+	int fd = open_tmpfile(path);
+	if (ftruncate(fd, size) < 0)
+		bail_out("ftruncate");
+	close(fd);
+}
+
+static void test_bombs(void)
+{
+	cleanup_free char *zeros = path_in("zeros-64m");
+	cleanup_free char *bomb = path_in("bomb.zst");
+	cleanup_free char *outp = path_in("bomb.out");
+	cleanup_free char *wide = path_in("wide.zst");
+	cleanup_free char *expect = NULL;
+	struct om_stream_stats s = {0}, ws = {0}, got;
+	om_error_t err = NULL;
+	uint8_t wrong[32];
+	int in, out;
+
+	/* 64 MiB of zeros compress to a few KiB: a small file that fills a disk */
+	sparse_file(zeros, 64 << 20);
+	compress_file(zeros, bomb, 0, &s);
+	diag("bomb: %llu stored bytes expand to %llu", (unsigned long long)s.stored_bytes,
+	     (unsigned long long)s.raw_bytes);
+	expect = om_strdup_printf("%s decompresses to more than 1048576 bytes", bomb);
+
+	in = open(bomb, O_RDONLY | O_CLOEXEC);
+	out = open_tmpfile(outp);
+	ok(om_decompress_fd(in, out, s.sha256, 1 << 20, bomb, &got, &err) < 0 && err->status == OM_ECORRUPT &&
+	       msg_has(err, expect),
+	   "a zstd bomb (right checksum) is refused once it passes the recorded size, naming the file");
+	show(&err);
+	ok(fd_size(out) <= (1 << 20), "... and nothing past the recorded size was written (%lld bytes)",
+	   (long long)fd_size(out));
+	close(in);
+	close(out);
+
+	memcpy(wrong, s.sha256, 32);
+	wrong[5] ^= 1;
+	expect = (free(expect), om_strdup_printf("checksum mismatch in %s", bomb));
+	in = open(bomb, O_RDONLY | O_CLOEXEC);
+	out = open_tmpfile(outp);
+	ok(om_decompress_fd(in, out, wrong, 1 << 20, bomb, &got, &err) < 0 && err->status == OM_ECORRUPT &&
+	       msg_has(err, expect),
+	   "the same bomb with a wrong checksum: the checksum mismatch is named");
+	show(&err);
+	ok(fd_size(out) <= (1 << 20), "... without writing past the recorded size either");
+	close(in);
+	close(out);
+
+	in = open(bomb, O_RDONLY | O_CLOEXEC);
+	out = open_tmpfile(outp);
+	ok(om_decompress_fd(in, out, s.sha256, 64 << 20, bomb, &got, &err) == 0 && got.raw_bytes == (64u << 20) &&
+	       fd_size(out) == (64 << 20),
+	   "with the true size recorded it decompresses (64 MiB, exactly the cap)");
+	show(&err);
+	close(in);
+	close(out);
+	unlink(outp);
+
+	/* a frame that demands a 128 MiB window: memory, from a small file */
+	compress_file(zeros, wide, 27, &ws);
+	in = open(wide, O_RDONLY | O_CLOEXEC);
+	out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	ok(om_decompress_fd(in, out, ws.sha256, 64 << 20, wide, &got, &err) < 0 && err->status == OM_ECORRUPT &&
+	       msg_has(err, wide),
+	   "a frame that needs a 128 MiB window is refused (at most 2^%d)", OM_ZSTD_WINDOW_LOG_MAX);
+	show(&err);
+	close(in);
+	close(out);
+
+	/* the same bomb inside a generation whose manifest records the true checksum
+	 * and stored size, but a small raw size: extraction refuses and cleans up */
+	{
+		cleanup_free char *store_path = path_in("bombstore");
+		cleanup_free char *src = path_in("src");
+		cleanup_free char *dest = path_in("bomb-extract");
+		cleanup_free char *zst = NULL;
+		cleanup_free char *mf = NULL;
+		struct om_store st;
+		uint64_t gen = 0;
+		Om__Manifest *m = NULL;
+		Om__FileEntry *fe = NULL;
+		uint8_t *mb = NULL;
+		size_t ml = 0;
+		cleanup_free char *bytes = NULL;
+		size_t blen = 0;
+
+		if (om_store_open(&st, store_path, true, &err) < 0 ||
+		    write_gen(&st, "groups", 5, src, 0, &gen, &err) < 0 ||
+		    om_gen_load_manifest(&st, "groups", 5, gen, &m, &err) < 0)
+			bail_out("bomb store");
+		for (size_t j = 0; j < m->trees[0]->n_files; j++)
+			if (!strcmp(m->trees[0]->files[j]->name, "pages-1.img"))
+				fe = m->trees[0]->files[j];
+		if (fe == NULL || om_read_file(bomb, &bytes, &blen, &err) < 0)
+			bail_out("bomb manifest");
+		zst = om_strdup_printf("%s/groups/5/gen-%llu/%s/pages-1.img.zst", st.path, (unsigned long long)gen,
+				       m->trees[0]->dir);
+		mf = om_strdup_printf("%s/groups/5/gen-%llu/manifest.om", st.path, (unsigned long long)gen);
+		write_file(zst, bytes, blen);
+		m->stored_bytes = m->stored_bytes - fe->stored_size + blen;
+		fe->stored_size = blen;
+		memcpy(fe->sha256.data, s.sha256, 32);
+		if (om_manifest_encode(m, &mb, &ml, &err) < 0)
+			bail_out("encode bomb manifest");
+		write_file(mf, mb, ml);
+		free(mb);
+		ok(om_gen_verify(&st, "groups", 5, m, &err) == 0,
+		   "a bomb whose checksum the manifest records passes verify");
+		show(&err);
+		expect = (free(expect), om_strdup_printf("%s decompresses to more than %d bytes", zst, BIG));
+		{
+			int r = om_gen_extract_tree(&st, "groups", 5, m, m->trees[0], dest, &err);
+			ok(r < 0 && err->status == OM_ECORRUPT && msg_has(err, expect) &&
+			       om_error_exit_code(err) == OM_EXIT_STORE,
+			   "extract refuses it past the manifest's size (OM_ECORRUPT: exit 4), naming the file");
+		}
+		show(&err);
+		ok(access(dest, F_OK) < 0, "... and removes what it wrote");
+		om_manifest_free(m);
+		om_store_close(&st);
+	}
 	om_error_release(&err);
 }
 
@@ -846,6 +1179,8 @@ int main(void)
 	unsetenv("OM_STORE");
 	test_codec();
 	test_store();
+	test_manifest_bounds();
+	test_bombs();
 	test_resolve();
 	test_readonly();
 	rc = done_testing();

@@ -1,0 +1,52 @@
+#!/bin/bash
+# shellcheck disable=SC2317  # functions are invoked indirectly through ok/check
+# t05-layering.sh — every folder of libom includes only from the folders its
+# README allows: lib/ from nothing else, miggroup/ from lib/, storage/ from
+# lib/ and proto/, ckpt/ and restore/ from lib/, miggroup/, storage/ and
+# proto/ (restore/ never from ckpt/: the scratch directory is lib/workdir.c).
+set -u
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+declare -A ALLOWED=(
+	[lib]="lib"
+	[miggroup]="lib"
+	[storage]="lib proto"
+	[ckpt]="lib miggroup storage proto"
+	[restore]="lib miggroup storage proto"
+)
+
+# owner HEADER : the folder whose file HEADER is (proto for the generated om.pb-c.h).
+owner() {
+	local d
+	case $1 in
+	config.h) echo config; return ;;
+	*.pb-c.h) echo proto; return ;;
+	esac
+	for d in lib miggroup storage ckpt restore shmig kmod; do
+		[ -e "$OM_SRCDIR/$d/$1" ] && { echo "$d"; return; }
+	done
+	echo unknown
+}
+
+# layered DIR : every #include "..." of DIR/*.[ch] is from DIR itself or an allowed folder.
+layered() {
+	local dir=$1 f h o bad=
+	for f in "$OM_SRCDIR/$dir"/*.[ch]; do
+		while read -r h; do
+			o=$(owner "$h")
+			[ "$o" = config ] || [ "$o" = "$dir" ] && continue
+			[[ " ${ALLOWED[$dir]} " == *" $o "* ]] || bad="$bad ${f#"$OM_SRCDIR"/}:$h($o/)"
+		done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f")
+	done
+	[ -z "$bad" ] && return 0
+	diag "$dir/ includes what its README does not allow:$bad"
+	return 1
+}
+
+for dir in lib miggroup storage ckpt restore; do
+	ok "$dir/ includes only from itself and: ${ALLOWED[$dir]}" layered "$dir"
+done
+ok "the scratch directory lives in lib/ (om_workdir in lib/workdir.h)" grep -qs "om_workdir(" "$OM_SRCDIR/lib/workdir.h"
+
+done_testing
