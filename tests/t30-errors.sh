@@ -9,29 +9,6 @@ set -u
 group_ids 3000
 export OM_CGROUP=v2
 
-# not_stopped PID... : no PID is frozen or stuck (state D or T).
-not_stopped() {
-	local p st bad=
-	for p in "$@"; do
-		st=$(proc_state "$p")
-		case $st in
-		D | T | t | "") bad="$bad $p:${st:-gone}" ;;
-		esac
-	done
-	[ -z "$bad" ] && return 0
-	diag "stopped or gone:$bad"
-	return 1
-}
-
-# no_generation DIR : DIR holds neither gen-* nor .tmp-* entries.
-no_generation() {
-	local left
-	left=$(find "$1" -mindepth 1 -maxdepth 1 \( -name 'gen-*' -o -name '.tmp-*' \) 2>/dev/null)
-	[ -z "$left" ] && return 0
-	diag "left in $1:" "$left"
-	return 1
-}
-
 same_members() { # same_members "BEFORE" : showgroup lists exactly BEFORE again
 	local now
 	now=$(members | tr '\n' ' ')

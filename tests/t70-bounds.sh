@@ -28,29 +28,6 @@ no_hung_criu() {
 	return 1
 }
 
-# no_generation : the store holds no generation and no temporary one for $G
-no_generation() {
-	local left
-	left=$(find "$OM_STORE/groups/$G" -mindepth 1 -maxdepth 1 \( -name 'gen-*' -o -name '.tmp-*' \) 2>/dev/null)
-	[ -z "$left" ] && return 0
-	diag "left in the store:" "$left"
-	return 1
-}
-
-# not_frozen PID... : no PID is stopped or frozen
-not_frozen() {
-	local p st bad=
-	for p in "$@"; do
-		st=$(proc_state "$p")
-		case $st in
-		D | T | t | "") bad="$bad $p:${st:-gone}" ;;
-		esac
-	done
-	[ -z "$bad" ] && return 0
-	diag "stopped or gone:$bad"
-	return 1
-}
-
 # bg_run NAME CMD... : run CMD in the background (output in $W/NAME.out/.err); BG is its pid
 bg_run() {
 	local name=$1
@@ -72,6 +49,20 @@ bg_wait() {
 	fi
 	wait "$BG"
 	RC=$?
+}
+
+# interrupt NAME SIG CMD... : start CMD in the background, send SIG once it
+# waits (1.5 s), and wait at most 10 s for it: RC is its exit status,
+# STOP_S how long it took to stop after the signal
+interrupt() {
+	local name=$1 sig=$2 t0
+	shift 2
+	bg_run "$name" "$@"
+	sleep 1.5
+	kill "-$sig" "$BG"
+	t0=$SECONDS
+	bg_wait 10
+	STOP_S=$((SECONDS - t0))
 }
 
 # wait_for TIMEOUT CMD... : until CMD succeeds
@@ -100,9 +91,9 @@ like "$ERR" "the group was thawed and runs \([0-9]+ process" "... and that the g
 # shellcheck disable=SC2086
 ok "every process of the group is alive" all_alive $pids
 # shellcheck disable=SC2086
-ok "... and none is frozen" not_frozen $pids
+ok "... and none is frozen" not_stopped $pids
 ok "... and the worker's counter advances" advancing d1
-ok "no generation was published" no_generation
+ok "no generation was published" no_generation "$OM_STORE/groups/$G"
 ok "the stand-in CRIU was killed" wait_for 5 no_hung_criu
 
 # ---- the default bound scales with memory: a small group is given up within 60 s ----
@@ -114,24 +105,17 @@ like "$ERR" "criu dump gave no answer within [0-9]+ s" "... naming its bound"
 ok "... and the group runs on" advancing d1
 
 # ---- SIGTERM and SIGINT while CRIU hangs ----
-bg_run term1 env OM_CRIU="$HANG" "$OMCKPT" -g "$G"
-sleep 1.5
-kill -TERM "$BG"
-t0=$SECONDS
-bg_wait 10
+interrupt term1 TERM env OM_CRIU="$HANG" "$OMCKPT" -g "$G"
 ok "SIGTERM stops an omckpt waiting on CRIU: exit 143 (128+15)" test "$RC" -eq 143
-ok "... at once (within 5 s)" test $((SECONDS - t0)) -le 5
+ok "... at once (within 5 s)" test "$STOP_S" -le 5
 like "$W/term1.err" "Terminated received.*interrupted" "... and says it was interrupted by SIGTERM"
 like "$W/term1.err" "the group was thawed and runs" "... and that the group was thawed and runs"
 # shellcheck disable=SC2086
-ok "... the group is alive and not frozen" not_frozen $pids
+ok "... the group is alive and not frozen" not_stopped $pids
 ok "... the worker's counter advances" advancing d1
-ok "... no generation" no_generation
+ok "... no generation" no_generation "$OM_STORE/groups/$G"
 ok "... the stand-in CRIU was killed" wait_for 5 no_hung_criu
-bg_run int1 env OM_CRIU="$HANG" "$OMCKPT" -g "$G"
-sleep 1.5
-kill -INT "$BG"
-bg_wait 10
+interrupt int1 INT env OM_CRIU="$HANG" "$OMCKPT" -g "$G"
 ok "SIGINT (^C) stops it the same way: exit 130" test "$RC" -eq 130
 ok "... and the group runs on" advancing d1
 
@@ -151,13 +135,9 @@ ok "the stand-in CRIU was killed" wait_for 5 no_hung_criu
 ok "the keeper is gone" wait_for 5 not pgrep -x "omkeeper-g$G"
 
 # ---- SIGTERM while a restore waits on CRIU ----
-bg_run term2 env OM_CRIU="$HANG" "$OMRESTORE" -g "$G"
-sleep 1.5
-kill -TERM "$BG"
-t0=$SECONDS
-bg_wait 10
+interrupt term2 TERM env OM_CRIU="$HANG" "$OMRESTORE" -g "$G"
 ok "SIGTERM stops an omrestore waiting on CRIU: exit 143" test "$RC" -eq 143
-ok "... at once (within 5 s)" test $((SECONDS - t0)) -le 5
+ok "... at once (within 5 s)" test "$STOP_S" -le 5
 like "$W/term2.err" "Terminated received.*interrupted" "... and says it was interrupted"
 # shellcheck disable=SC2086
 ok "... nothing was restored" pids_free 10 $pids
@@ -173,26 +153,18 @@ ok "the worker's counter advances" advancing d1
 # ---- waits for a lock or for PIDs stop at a signal ----
 exec {lk}>"$OM_STORE/groups/$G/.lock"
 flock "$lk"
-bg_run lockwait "$OMCKPT" -g "$G" --lock-wait 60
-sleep 1
-kill -TERM "$BG"
-t0=$SECONDS
-bg_wait 10
+interrupt lockwait TERM "$OMCKPT" -g "$G" --lock-wait 60
 exec {lk}>&-
 ok "SIGTERM stops omckpt --lock-wait 60 waiting on the store lock: exit 143" test "$RC" -eq 143
-ok "... at once" test $((SECONDS - t0)) -le 5
+ok "... at once" test "$STOP_S" -le 5
 like "$W/lockwait.err" "wait for the lock" "... naming the wait"
 # shellcheck disable=SC2086
-ok "... and the group runs, not frozen" not_frozen $pids
+ok "... and the group runs, not frozen" not_stopped $pids
 ok "... and advances" advancing d1
 check "omckpt --leave-running -g $G" "$OMCKPT" --leave-running -g "$G"
-bg_run pidwait "$OMRESTORE" -g "$G" --pid-wait 60
-sleep 1
-kill -TERM "$BG"
-t0=$SECONDS
-bg_wait 10
+interrupt pidwait TERM "$OMRESTORE" -g "$G" --pid-wait 60
 ok "SIGTERM stops omrestore --pid-wait 60 waiting for taken PIDs: exit 143" test "$RC" -eq 143
-ok "... at once" test $((SECONDS - t0)) -le 5
+ok "... at once" test "$STOP_S" -le 5
 like "$W/pidwait.err" "wait for PID [0-9]+ to be free" "... naming the wait"
 ok "... and the running group is untouched" advancing d1
 ok "worker d1 finishes PASS" finish d1
