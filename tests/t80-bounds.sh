@@ -1,6 +1,6 @@
 #!/bin/bash
 # shellcheck disable=SC2317  # functions are invoked indirectly through ok/check
-# t70-bounds.sh — no hang, ever. A stand-in CRIU that takes a request and
+# t80-bounds.sh — no hang, ever. A stand-in CRIU that takes a request and
 # never answers (tests/stand-in/criu-hang, through OM_CRIU) at dump and at
 # restore: the command gives up at its bound, kills CRIU, thaws the group
 # (which is checked to run on) and names the stage, the bound and the log.
