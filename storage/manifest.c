@@ -307,7 +307,7 @@ static int validate(const Om__Manifest *m, int status, om_error_t *err)
 /* ---- codec ---- */
 
 /* protobuf-c allocates while it unpacks, before any check of ours can run: a
- * payload of empty sub-messages costs some 40 bytes of memory per byte. This
+ * payload of tiny sub-messages costs up to some 30 bytes of memory per byte. This
  * allocator holds the live total to a budget, so unpacking fails instead. */
 struct unpack_budget {
 	size_t left;
