@@ -74,6 +74,57 @@ like "$ERR" "manifest" "... and says the manifest is bad"
 ok "... and restores nothing" none_alive
 repair "$gen/manifest.om"
 
+# ---- a zstd bomb that the manifest vouches for ----
+# Someone with write access to the store replaces the largest image by a few
+# KiB that expand to 512 MiB of zeros (padded with a zstd skippable frame to
+# the recorded stored size) and puts its SHA-256 into the manifest (whose own
+# checksum is recomputed): every checksum matches. omrestore extracts into a
+# scratch tmpfs only a little larger than the generation's raw bytes: the
+# bomb must be cut at the size the manifest records for it (exit 4, naming
+# it), not fill the scratch space.
+bomb_into() { # bomb_into IMAGE MANIFEST BOMB
+	python3 - "$@" <<'PY'
+import hashlib, struct, sys
+img, man, bombf = sys.argv[1:4]
+old = open(img, 'rb').read()
+bomb = open(bombf, 'rb').read()
+pad = len(old) - len(bomb) - 8
+if pad < 0:
+    sys.exit("the bomb is larger than the image")
+bomb += struct.pack('<II', 0x184D2A50, pad) + bytes(pad)  # a zstd skippable frame
+m = bytearray(open(man, 'rb').read())
+old_sha = hashlib.sha256(old).digest()
+i = m.find(old_sha)
+if i < 0 or m.find(old_sha, i + 1) >= 0:
+    sys.exit("the image's SHA-256 is not in the manifest exactly once")
+m[i:i + 32] = hashlib.sha256(bomb).digest()
+m[-32:] = hashlib.sha256(bytes(m[:-32])).digest()
+open(img, 'wb').write(bomb)
+open(man, 'wb').write(bytes(m))
+PY
+}
+head -c 512M /dev/zero | zstd -q -c >"$W/bomb.zst"
+ok "a 512 MiB zstd bomb of $(stat -c %s "$W/bomb.zst") bytes goes into $(basename "$big") and the manifest" \
+	bomb_into "$big" "$gen/manifest.om" "$W/bomb.zst"
+check "omdecode --verify accepts it: every checksum matches" "$OMDECODE" --verify "$gen"
+raw=$("$OMDECODE" --json "$gen" | grep -o '"raw_bytes":[0-9]*' | head -1 | cut -d: -f2)
+small=$W/smallwork
+mkdir -p "$small"
+if [ -n "$raw" ] && mount -t tmpfs -o size=$((raw / 1048576 + 32))m omtools-t40 "$small"; then
+	_MOUNTS+=("$small")
+	OM_WORKDIR=$small check_rc 4 "omrestore with the bomb in a scratch tmpfs of $((raw / 1048576 + 32)) MiB exits 4" \
+		"$OMRESTORE" -g "$G"
+	like "$ERR" "$(basename "$big") decompresses to more than [0-9]+ bytes" \
+		"... naming $(basename "$big") and the size it may not pass"
+	ok "... and restores nothing" none_alive
+	ok "... and leaves no image in the scratch dir" test -z "$(find "$small" -name '*.img' 2>/dev/null)"
+	umount "$small"
+else
+	fail "mount a scratch tmpfs for the bomb (raw bytes '$raw')"
+fi
+repair "$big"
+repair "$gen/manifest.om"
+
 # ---- leftovers of interrupted writers are ignored ----
 # A .tmp-* copy with a broken manifest, and a gen-N without a manifest: were
 # either taken for the newest generation, the restore would fail.

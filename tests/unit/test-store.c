@@ -910,16 +910,47 @@ static void test_manifest_bounds(void)
 	}
 	om_manifest_free_built(m);
 
-	/* protobuf-c's own allocations: 200000 near-empty trees in 1.2 MB would
-	 * take some 35 MB to unpack; the budget refuses while unpacking */
+	/* protobuf-c's own allocations: a payload of 6-byte trees takes some 30
+	 * bytes of memory per byte to unpack (measured). The budget (24 per byte)
+	 * refuses it while unpacking; without it, it unpacks (35 MB) and only then
+	 * fails on the count. The densest valid processes (pid and ppid only,
+	 * some 19 per byte) stay within it. */
 	{
-		size_t n = 200000, plen = n * 6;
-		uint8_t *payload = malloc(plen);
+		static const uint8_t head[] = {0x08, 0x03, 0x10, 0x01, 0x1a, 0x01, 'n',	 0x20, 0x01, 0x2a,
+					       0x00, 0x32, 0x00, 0x3a, 0x00, 0x48, 0x00, 0x50, 0x00};
+		size_t n = 200000, plen = sizeof(head) + n * 6, hl = sizeof(head);
+		uint8_t *payload = malloc(plen + 16);
+		memcpy(payload, head, hl);
 		for (size_t i = 0; i < n; i++)
-			memcpy(payload + 6 * i, "\x42\x04\x08\x01\x12\x00", 6);
+			memcpy(payload + hl + 6 * i, "\x42\x04\x08\x01\x12\x00", 6);
 		f = frame(payload, plen, 1, &blen);
-		ok(decode_fails(f, blen, "memory"),
-		   "unpacking a payload that would need 30x its size in memory is refused");
+		ok(decode_fails(f, blen, "bytes of memory to unpack"),
+		   "a payload of 200000 6-byte trees (30x its size to unpack) is refused while unpacking");
+		free(f);
+
+		/* one tree "a" (root 1) holding 60000 processes of 6 bytes */
+		n = 60000;
+		size_t inner = 5 + 6 * n, p = hl;
+		payload = realloc(payload, hl + 8 + inner);
+		payload[p++] = 0x42;
+		for (size_t v = inner;; v >>= 7) {
+			payload[p++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+			if (v < 0x80)
+				break;
+		}
+		memcpy(payload + p, "\x08\x01\x12\x01\x61", 5);
+		p += 5;
+		for (size_t i = 0; i < n; i++, p += 6)
+			memcpy(payload + p, "\x1a\x04\x08\x02\x10\x01", 6);
+		f = frame(payload, p, 1, &blen);
+		{
+			om_error_t e = NULL;
+			Om__Manifest *x = NULL;
+			ok(om_manifest_decode(f, blen, &x, &e) == 0 && x->n_trees == 1 && x->trees[0]->n_procs == n,
+			   "a manifest of 60000 minimal processes (19x its size to unpack) decodes");
+			show(&e);
+			om_manifest_free(x);
+		}
 		free(f);
 		free(payload);
 	}
