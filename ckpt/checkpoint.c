@@ -445,8 +445,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		return om_make_error(err, OM_EUSAGE, "checkpoint needs a miggroup or a PID");
 	if (om_cg_init(&c.cg, err) < 0)
 		return -1;
-	if (om_criu_version(&(struct om_bound){OM_CRIU_QUERY_TIMEOUT, o->cancel_fd}, criu_ver, sizeof(criu_ver), err) <
-	    0)
+	if (om_criu_version(&(struct om_bound){.timeout_s = OM_CRIU_QUERY_TIMEOUT, .cancel_fd = o->cancel_fd}, criu_ver,
+			    sizeof(criu_ver), err) < 0)
 		return -1;
 
 	/* one omckpt per group and node: then a leaf found frozen now was left
@@ -526,7 +526,9 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 					  .work_dir = dir,
 					  .freeze_cgroup = t->cgpath,
 					  .leave_running = true,
-					  .bound = {om_criu_timeout(rss, o->criu_timeout), o->cancel_fd}};
+					  .bound = {.timeout_s = om_criu_timeout(rss, o->criu_timeout),
+						    .cancel_fd = o->cancel_fd,
+						    .cancel_grace_s = OM_CRIU_DUMP_CANCEL_GRACE}};
 		if (om_criu_dump(&d, err) < 0) {
 			c.keep_logs = true; /* the message names dump.log */
 			om_error_wrap(err, "dump tree %d", (int)t->root);

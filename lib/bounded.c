@@ -44,38 +44,31 @@ int om_pause(int cancel_fd, long ms, om_error_t *err)
 	}
 }
 
-/* Kill a child and everything below it. Processes are stopped first and
- * collected again until the set holds still (a stopped process cannot
- * fork), then all are killed at once; the child is reaped. */
+/* Kill the child and everything below it (om_proc_kill_trees), then reap
+ * it: a child stuck in D state is waited for 10 s at most, then left. */
 static void kill_subtree(pid_t child)
 {
-	cleanup_free pid_t *all = NULL;
-	size_t nall = 0;
+	int status;
 
-	for (int round = 0; round < 8; round++) {
-		cleanup_free pid_t *now = NULL;
-		size_t n = 0, added = 0;
-		om_error_t tmp = NULL;
-
-		if (om_proc_descendants(child, &now, &n, &tmp) < 0) {
-			om_error_release(&tmp);
-			break;
-		}
-		for (size_t i = 0; i < n; i++) {
-			kill(now[i], SIGSTOP);
-			if (!om_pids_contains(all, nall, now[i]) && om_pids_push(&all, &nall, now[i]) == 0)
-				added++;
-		}
-		if (added == 0)
-			break;
+	om_proc_kill_trees(&child, 1);
+	for (int i = 0; i < 1000; i++) {
+		pid_t r = waitpid(child, &status, WNOHANG);
+		if (r == child || (r < 0 && errno != EINTR))
+			return;
+		om_sleep_ms(10);
 	}
-	for (size_t i = 0; i < nall; i++)
-		kill(all[i], SIGKILL);
-	kill(child, SIGKILL);
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-		;
-	/* the rest are reparented to a subreaper or init, which reaps them */
-	(void)om_pids_wait_gone(all, nall, 5);
+}
+
+static int fail(struct om_bounded_result *res, int fd, pid_t kill_pid)
+{
+	if (fd >= 0)
+		close(fd);
+	if (kill_pid > 0)
+		kill_subtree(kill_pid);
+	free(res->out);
+	res->out = NULL;
+	res->len = 0;
+	return -1;
 }
 
 int om_bounded_call(const struct om_bound *b, const char *what, om_bounded_fn fn, void *arg, size_t out_max,
@@ -84,23 +77,24 @@ int om_bounded_call(const struct om_bound *b, const char *what, om_bounded_fn fn
 	int p[2];
 	pid_t pid;
 	double deadline = om_now() + b->timeout_s;
-	bool eof = false;
-	size_t cap = out_max + 1;
+	bool eof = false, cancelled = false;
 
 	memset(res, 0, sizeof(*res));
 	if (om_cancelled(b->cancel_fd))
 		return cancelled_error(err);
-	res->out = calloc(1, cap);
+	res->out = calloc(1, out_max + 1);
 	if (res->out == NULL)
 		return om_make_error(err, ENOMEM, "%s", what);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return om_make_error(err, errno, "pipe");
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		om_make_error(err, errno, "pipe");
+		return fail(res, -1, 0);
+	}
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
-		close(p[0]);
+		om_make_error(err, errno, "fork");
 		close(p[1]);
-		return om_make_error(err, errno, "fork");
+		return fail(res, p[0], 0);
 	}
 	if (pid == 0) {
 		close(p[0]);
@@ -110,57 +104,69 @@ int om_bounded_call(const struct om_bound *b, const char *what, om_bounded_fn fn
 	close(p[1]);
 	res->pid = pid;
 	for (;;) {
+		bool watch_cancel = !eof && !cancelled && b->cancel_fd > 0;
 		struct pollfd pf[2] = {{.fd = eof ? -1 : p[0], .events = POLLIN},
-				       {.fd = b->cancel_fd > 0 ? b->cancel_fd : -1, .events = POLLIN}};
+				       {.fd = watch_cancel ? b->cancel_fd : -1, .events = POLLIN}};
 		long left = (long)((deadline - om_now()) * 1000);
 		int r;
 
-		if (eof) { /* the child closed its end: it is about to exit */
+		if (eof) {
+			/* the child closed its end: it is exiting. Whatever it
+			 * reported stands: a cancel is no longer heard here */
 			r = waitpid(pid, &res->status, WNOHANG);
 			if (r == pid)
 				break;
 			if (r < 0 && errno != EINTR) {
-				close(p[0]);
-				return om_make_error(err, errno, "wait for %s", what);
+				om_make_error(err, errno, "wait for %s", what);
+				return fail(res, p[0], 0);
+			}
+			if (left <= 0) {
+				om_make_error(err, ETIMEDOUT, "%s did not exit", what);
+				return fail(res, p[0], pid);
 			}
 			if (left > 5)
 				left = 5;
-		}
-		if (left <= 0 && !eof) {
-			close(p[0]);
-			kill_subtree(pid);
-			return om_make_error(err, ETIMEDOUT, "%s gave no answer within %.0f s", what, b->timeout_s);
+		} else if (left <= 0) {
+			if (cancelled)
+				om_make_error(err, ECANCELED, "interrupted while %s was running", what);
+			else
+				om_make_error(err, ETIMEDOUT, "%s gave no answer within %.0f s", what, b->timeout_s);
+			return fail(res, p[0], pid);
 		}
 		r = poll(pf, 2, left > 0 ? (int)left : 0);
 		if (r < 0 && errno != EINTR) {
-			close(p[0]);
-			kill_subtree(pid);
-			return om_make_error(err, errno, "poll");
+			om_make_error(err, errno, "poll");
+			return fail(res, p[0], pid);
 		}
 		if (r > 0 && pf[1].revents) {
-			close(p[0]);
-			kill_subtree(pid);
-			return om_make_error(err, ECANCELED, "interrupted while %s was running", what);
+			cancelled = true;
+			if (b->cancel_grace_s <= 0) {
+				om_make_error(err, ECANCELED, "interrupted while %s was running", what);
+				return fail(res, p[0], pid);
+			}
+			/* let the step end by itself for a moment rather than cut it */
+			if (deadline > om_now() + b->cancel_grace_s)
+				deadline = om_now() + b->cancel_grace_s;
 		}
 		if (r > 0 && pf[0].revents) {
 			char buf[4096];
 			ssize_t n = read(p[0], buf, sizeof(buf));
-			if (n == 0)
+			if (n == 0) {
 				eof = true;
-			else if (n > 0 && res->len < out_max) {
+				deadline = om_now() + 10;
+			} else if (n > 0 && res->len < out_max) {
 				size_t take = (size_t)n < out_max - res->len ? (size_t)n : out_max - res->len;
 				memcpy(res->out + res->len, buf, take);
 				res->len += take;
 				res->out[res->len] = '\0';
 			}
 		}
-		if (eof && om_now() > deadline) {
-			close(p[0]);
-			kill_subtree(pid);
-			return om_make_error(err, ETIMEDOUT, "%s did not exit within %.0f s", what, b->timeout_s);
-		}
 	}
 	close(p[0]);
+	if (cancelled) { /* it ended within its grace: still, the caller stops here */
+		om_make_error(err, ECANCELED, "interrupted (%s was let finish first)", what);
+		return fail(res, -1, 0);
+	}
 	return 0;
 }
 
@@ -168,6 +174,10 @@ static int exec_fn(void *arg, int out_fd)
 {
 	char *const *argv = arg;
 	int devnull = open("/dev/null", O_RDONLY);
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 
 	if (devnull >= 0)
 		dup2(devnull, 0);

@@ -6,10 +6,11 @@
  * of a pipe held by omrestore. 0 or -1 means "no cancel fd" (so that a
  * zero-initialised options struct never watches stdin).
  *
- * om_bounded_call() runs work that may hang (CRIU) in a child process with a
- * process group of its own: when the deadline passes or the cancel fd fires,
- * the whole process group is killed with SIGKILL and the caller gets an error
- * (ETIMEDOUT or ECANCELED) instead of a hang. */
+ * om_bounded_call() runs work that may hang (CRIU) in a child process: when
+ * the deadline passes or the cancel fd fires, the child and every process
+ * below it are killed (om_proc_kill_trees) and the caller gets an error
+ * (ETIMEDOUT or ECANCELED) instead of a hang. Once the child has closed its
+ * output, what it reported stands: a later cancel does not undo it. */
 #ifndef OM_BOUNDED_H
 #define OM_BOUNDED_H
 
@@ -20,8 +21,11 @@
 #include <sys/types.h>
 
 struct om_bound {
-	double timeout_s; /* > 0 */
-	int cancel_fd;	  /* <= 0: none */
+	double timeout_s;      /* > 0 */
+	int cancel_fd;	       /* <= 0: none */
+	double cancel_grace_s; /* on a cancel, let the work end by itself for this
+				* long before killing it (0: kill at once); the
+				* call fails with ECANCELED either way */
 };
 
 /* Sleep ms milliseconds unless the cancel fd fires first: then fail with
@@ -41,11 +45,11 @@ struct om_bounded_result {
 	pid_t pid; /* the child (gone by now) */
 };
 
-/* Run fn(arg, out_fd) in a child that leads a new process group. Collect
- * what it writes until it exits. If b->timeout_s passes or b->cancel_fd
- * fires first, SIGKILL the child's process group and fail with ETIMEDOUT or
+/* Run fn(arg, out_fd) in a child (with PR_SET_PDEATHSIG). Collect what it
+ * writes until it exits. If b->timeout_s passes or b->cancel_fd fires
+ * first, kill the child and its descendants and fail with ETIMEDOUT or
  * ECANCELED (message: "<what> gave no answer within N s" / "interrupted").
- * res->out is malloc'ed: free it. */
+ * On success res->out is malloc'ed: free it; on failure it is NULL. */
 int om_bounded_call(const struct om_bound *b, const char *what, om_bounded_fn fn, void *arg, size_t out_max,
 		    struct om_bounded_result *res, om_error_t *err);
 

@@ -60,12 +60,14 @@ static inline int om_cli_common_option(int c, const char *prog, void (*usage)(vo
  * a signal stops a waiting command cleanly (CRIU killed, group thawed, exit
  * 128+signal), while a step that must not be cut (publishing, stopping a
  * migrated group) finishes first. A run that succeeded exits 0 and prints
- * its summary even if a signal came meanwhile. On failure the error is
+ * its summary even if a signal came meanwhile: the signals stay held until
+ * the command returns from main (unblocking them would deliver one that came
+ * late and kill the command before its summary). On failure the error is
  * printed once. Returns the exit status. */
 static inline int om_cli_run_held(const char *prog, int (*fn)(void *arg, int cancel_fd, om_error_t *err), void *arg)
 {
 	om_error_t err = NULL;
-	sigset_t set, old;
+	sigset_t set;
 	struct signalfd_siginfo si;
 	int rc, sfd;
 
@@ -74,7 +76,7 @@ static inline int om_cli_run_held(const char *prog, int (*fn)(void *arg, int can
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &set, &old);
+	sigprocmask(SIG_BLOCK, &set, NULL);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	rc = fn(arg, sfd, &err) < 0 ? -1 : OM_EXIT_OK;
 	if (rc < 0) {
@@ -91,7 +93,6 @@ static inline int om_cli_run_held(const char *prog, int (*fn)(void *arg, int can
 		;
 	if (sfd >= 0)
 		close(sfd);
-	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }
 

@@ -91,8 +91,11 @@ static int criu_exec(const struct om_bound *b, const char *arg1, const char *arg
 	if (access(om_criu_binary(), X_OK) != 0)
 		return om_make_error(err, OM_ECRIU, "cannot run CRIU `%s`: %s (set OM_CRIU or run scripts/setup.sh)",
 				     om_criu_binary(), strerror(errno));
-	if (om_bounded_exec(b, argv, 16384, res, err) < 0)
+	if (om_bounded_exec(b, argv, 16384, res, err) < 0) {
+		if ((*err)->status == ETIMEDOUT)
+			om_error_set_exit(err, OM_EXIT_CRIU);
 		return om_error_wrap(err, "`%s %s`", om_criu_binary(), arg1);
+	}
 	return 0;
 }
 
@@ -190,11 +193,14 @@ static int run_criu(const struct om_bound *b, const char *what, const char *dir,
 		char path[PATH_MAX], last[400];
 		snprintf(path, sizeof(path), "%.3000s/%s", dir, log);
 		log_last_line(path, last, sizeof(last));
-		if ((*err)->status == ETIMEDOUT)
+		int st = (*err)->status;
+		if (st != ETIMEDOUT && st != ECANCELED)
+			return om_error_wrap(err, "criu %s", what); /* pipe, fork: not CRIU's doing */
+		if (st == ETIMEDOUT) {
 			(*err)->status = OM_ECRIU; /* the message says it all; no errno text */
-		if ((*err)->status != ECANCELED)
 			om_error_set_exit(err, OM_EXIT_CRIU);
-		om_error_append(err, "CRIU was killed%s%s%s; log: %s", last[0] ? "; its last log line: `" : "", last,
+		}
+		om_error_append(err, "CRIU was stopped%s%s%s; log: %s", last[0] ? "; its last log line: `" : "", last,
 				last[0] ? "`" : "", path);
 		return -1;
 	}

@@ -30,6 +30,9 @@ int om_criu_feature(const struct om_bound *b, const char *name, om_error_t *err)
  * raw image size): 20 s plus 20 s per GiB, so a tree under 1 GiB is given up
  * within 40 s; `explicit_s` > 0 overrides it. */
 double om_criu_timeout(uint64_t bytes, double explicit_s);
+/* On ^C or TERM, a dump is let finish for this long before CRIU is killed:
+ * a CRIU killed while its parasite is inside a task may leave it broken. */
+#define OM_CRIU_DUMP_CANCEL_GRACE 3.0
 /* The bound of `criu --version` and `criu check`. */
 #define OM_CRIU_QUERY_TIMEOUT 30.0
 

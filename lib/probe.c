@@ -222,8 +222,10 @@ static void smoke(const struct smoke_arg *a, struct smoke_result *r)
 	}
 	t = om_now();
 	if (om_criu_dump(
-		&(struct om_criu_dump){
-		    .root = pid, .images_dir = img, .work_dir = dir, .bound = {OM_CRIU_QUERY_TIMEOUT, a->cancel_fd}},
+		&(struct om_criu_dump){.root = pid,
+				       .images_dir = img,
+				       .work_dir = dir,
+				       .bound = {.timeout_s = OM_CRIU_QUERY_TIMEOUT, .cancel_fd = a->cancel_fd}},
 		&err) < 0) {
 		snprintf(r->detail, sizeof(r->detail), "dump: %s%s", err->msg,
 			 strstr(err->msg, "rlimit") ? " (a process of another user cannot be dumped: root lacks "
@@ -237,10 +239,11 @@ static void smoke(const struct smoke_arg *a, struct smoke_result *r)
 	r->dump_s = om_now() - t;
 	reap(pid); /* CRIU killed it after the dump */
 	t = om_now();
-	root = om_criu_restore_child(&(struct om_criu_restore){.images_dir = img,
-							       .work_dir = dir,
-							       .bound = {OM_CRIU_QUERY_TIMEOUT, a->cancel_fd}},
-				     &err);
+	root = om_criu_restore_child(
+	    &(struct om_criu_restore){.images_dir = img,
+				      .work_dir = dir,
+				      .bound = {.timeout_s = OM_CRIU_QUERY_TIMEOUT, .cancel_fd = a->cancel_fd}},
+	    &err);
 	if (root < 0) {
 		snprintf(r->detail, sizeof(r->detail), "restore: %s", err->msg);
 		om_error_release(&err);
@@ -273,7 +276,7 @@ static int feature(const struct om_bound *b, const char *name)
 
 int om_probe_criu(const char *workdir, int cancel_fd, struct om_probe_report *rep, om_error_t *err)
 {
-	struct om_bound q = {OM_CRIU_QUERY_TIMEOUT, cancel_fd};
+	struct om_bound q = {.timeout_s = OM_CRIU_QUERY_TIMEOUT, .cancel_fd = cancel_fd};
 	struct smoke_arg sa = {.workdir = workdir, .cancel_fd = cancel_fd};
 	struct om_bounded_result res;
 	struct smoke_result sr;
@@ -300,8 +303,8 @@ int om_probe_criu(const char *workdir, int cancel_fd, struct om_probe_report *re
 	rep->uffd = feature(&q, "uffd-noncoop");
 	rep->timens = feature(&q, "timens");
 
-	if (om_bounded_call(&(struct om_bound){3 * OM_CRIU_QUERY_TIMEOUT, cancel_fd}, "the CRIU smoke test", smoke_fn,
-			    &sa, sizeof(sr), &res, err) < 0)
+	if (om_bounded_call(&(struct om_bound){.timeout_s = 3 * OM_CRIU_QUERY_TIMEOUT, .cancel_fd = cancel_fd},
+			    "the CRIU smoke test", smoke_fn, &sa, sizeof(sr), &res, err) < 0)
 		return om_error_set_exit(err, OM_EXIT_CRIU);
 	if (res.len != sizeof(sr)) {
 		free(res.out);

@@ -5,6 +5,8 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -258,4 +260,57 @@ uint64_t om_proc_rss_bytes(pid_t pid)
 		rss = 0;
 	fclose(f);
 	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+void om_proc_kill_trees(const pid_t *roots, size_t n)
+{
+	cleanup_free pid_t *all = NULL;
+	cleanup_free int *fds = NULL;
+	size_t nall = 0, cap = 0;
+
+	for (int round = 0; round < 16; round++) {
+		size_t added = 0;
+		for (size_t r = 0; r < n; r++) {
+			cleanup_free pid_t *now = NULL;
+			size_t nn = 0;
+			om_error_t tmp = NULL;
+
+			if (roots[r] <= 0 || om_proc_descendants(roots[r], &now, &nn, &tmp) < 0) {
+				om_error_release(&tmp);
+				continue;
+			}
+			for (size_t i = 0; i < nn; i++) {
+				int fd;
+				if (om_pids_contains(all, nall, now[i]))
+					continue;
+				fd = (int)syscall(SYS_pidfd_open, now[i], 0);
+				if (fd < 0)
+					continue; /* gone already */
+				if (nall == cap) {
+					size_t nc = cap ? cap * 2 : 64;
+					int *nf = realloc(fds, nc * sizeof(int));
+					if (nf == NULL) {
+						close(fd);
+						continue;
+					}
+					fds = nf;
+					cap = nc;
+				}
+				if (om_pids_push(&all, &nall, now[i]) < 0) {
+					close(fd);
+					continue;
+				}
+				fds[nall - 1] = fd;
+				syscall(SYS_pidfd_send_signal, fd, SIGSTOP, NULL, 0);
+				added++;
+			}
+		}
+		if (added == 0)
+			break;
+	}
+	for (size_t i = 0; i < nall; i++)
+		syscall(SYS_pidfd_send_signal, fds[i], SIGKILL, NULL, 0);
+	for (size_t i = 0; i < nall; i++)
+		close(fds[i]);
+	(void)om_pids_wait_gone(all, nall, 5);
 }

@@ -40,6 +40,12 @@ bool om_proc_is_kthread(pid_t pid);
 /* Wait up to timeout_s until none of pids is alive (a zombie counts as gone).
  * Returns 0, or the first PID still alive then. */
 pid_t om_pids_wait_gone(const pid_t *pids, size_t n, double timeout_s);
+/* Kill every process of the trees rooted at roots[0..n-1]: each process is
+ * stopped (through a pidfd, so a reused PID is never hit) and the trees are
+ * listed again until no new process appears (a stopped process cannot fork),
+ * then all are killed at once. Waits up to 5 s for them to die; reaping is
+ * their parent's (or subreaper's) business. */
+void om_proc_kill_trees(const pid_t *roots, size_t n);
 /* Append v to a growable pid array. */
 int om_pids_push(pid_t **arr, size_t *n, pid_t v);
 bool om_pids_contains(const pid_t *arr, size_t n, pid_t v);

@@ -121,25 +121,23 @@ fail:
  * PID namespace) and wait until they are gone (the keeper reaps them). */
 static void kill_trees(const pid_t *roots, size_t n)
 {
-	cleanup_free pid_t *all = NULL;
-	size_t nall = 0;
+	om_proc_kill_trees(roots, n);
+}
 
-	for (size_t i = 0; i < n; i++) {
-		cleanup_free pid_t *desc = NULL;
-		size_t nd = 0;
-		om_error_t tmp = NULL;
+/* Keeper side, on a failure: kill every tree the keeper holds. That is the
+ * trees restored so far, and also one whose restore CRIU finished just as it
+ * was stopped (its root passed to the keeper with no report). */
+static void keeper_kill_all(void)
+{
+	cleanup_free pid_t *kids = NULL;
+	size_t n = 0;
+	om_error_t tmp = NULL;
 
-		if (roots[i] <= 0 || om_proc_descendants(roots[i], &desc, &nd, &tmp) < 0) {
-			om_error_release(&tmp);
-			continue;
-		}
-		for (size_t j = 0; j < nd; j++) {
-			kill(desc[j], SIGKILL);
-			if (om_pids_push(&all, &nall, desc[j]) < 0)
-				break;
-		}
+	if (om_proc_children(getpid(), &kids, &n, &tmp) < 0) {
+		om_error_release(&tmp);
+		return;
 	}
-	(void)om_pids_wait_gone(all, nall, 10);
+	om_proc_kill_trees(kids, n);
 }
 
 /* Wait until the keeper has something to say (1), with a bound. On a cancel,
@@ -158,7 +156,8 @@ static int wait_keeper(int report, int cancel_fd, double deadline, int *abort_w,
 				close(*abort_w);
 				*abort_w = -1;
 			}
-			return om_make_error(err, ETIMEDOUT, "the keeper gave no answer in time");
+			om_make_error(err, ETIMEDOUT, "the keeper gave no answer in time");
+			return om_error_set_exit(err, OM_EXIT_CRIU);
 		}
 		r = poll(p, 2, (int)(left > 1000 ? 1000 : left));
 		if (r < 0 && errno != EINTR)
@@ -185,8 +184,9 @@ static int restore_fn(void *arg, int report)
 		char dir[PATH_MAX], img[PATH_MAX + 8];
 		om_error_t err = NULL;
 		pid_t pid;
-		struct om_criu_restore r = {
-		    .post_restore = post_restore, .arg = c, .bound = {tree_timeout(c->o, t), c->abort_fd}};
+		struct om_criu_restore r = {.post_restore = post_restore,
+					    .arg = c,
+					    .bound = {.timeout_s = tree_timeout(c->o, t), .cancel_fd = c->abort_fd}};
 
 		c->cur = i;
 		snprintf(dir, sizeof(dir), "%.3000s/%s", c->scratch, t->dir);
@@ -195,7 +195,7 @@ static int restore_fn(void *arg, int report)
 		r.shell_job = t->has_shell_job && t->shell_job;
 		r.work_dir = dir;
 		if (c->use_group && om_group_prepare_tree(&c->cg, c->group, t->root_pid, c->leaf, &err) < 0) {
-			kill_trees(c->roots, i);
+			keeper_kill_all();
 			om_keeper_send(report, (int)i, 0, err);
 			om_error_release(&err);
 			return -1;
@@ -204,7 +204,7 @@ static int restore_fn(void *arg, int report)
 		if (pid < 0) {
 			/* never a half-restored group, even if omrestore itself is gone:
 			 * the keeper kills the trees it restored before reporting */
-			kill_trees(c->roots, i);
+			keeper_kill_all();
 			om_keeper_send(report, (int)i, 0, err);
 			om_error_release(&err);
 			return -1;
@@ -212,6 +212,7 @@ static int restore_fn(void *arg, int report)
 		c->roots[i] = pid;
 		om_keeper_send(report, (int)i, pid, NULL);
 	}
+	close(c->abort_fd);
 	return 0;
 }
 
@@ -241,7 +242,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	Om__Manifest *m = NULL;
 	char criu_ver[32], name[16];
 	double t0 = om_now();
-	double keeper_deadline = om_now() + 30; /* beyond the trees' own bounds */
+	double keeper_deadline;
 	size_t restored = 0;
 	int abort_pipe[2] = {-1, -1};
 	bool cancelled = false;
@@ -252,8 +253,8 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	c.o = o;
 	if ((o->group == 0) == (o->pid == 0))
 		return om_make_error(err, OM_EUSAGE, "restore needs a miggroup or a PID");
-	if (om_criu_version(&(struct om_bound){OM_CRIU_QUERY_TIMEOUT, o->cancel_fd}, criu_ver, sizeof(criu_ver), err) <
-	    0)
+	if (om_criu_version(&(struct om_bound){.timeout_s = OM_CRIU_QUERY_TIMEOUT, .cancel_fd = o->cancel_fd}, criu_ver,
+			    sizeof(criu_ver), err) < 0)
 		return -1;
 	store_path = om_store_resolve_path(o->store);
 	if (store_path == NULL)
@@ -308,6 +309,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 		goto out;
 	close(abort_pipe[0]);
 	abort_pipe[0] = -1;
+	keeper_deadline = om_now() + 30; /* beyond the trees' own bounds */
 	for (size_t i = 0; i < m->n_trees; i++)
 		keeper_deadline += tree_timeout(o, m->trees[i]);
 	for (;;) {
@@ -323,9 +325,12 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 			om_make_error(err, EPROTO, "keeper reported an unknown tree");
 			goto fail_kill;
 		}
-		if (r.status) {
+		if (r.status) { /* the keeper has killed what it restored */
 			om_make_error(err, r.status, "restore tree %d (%zu of %zu): %s",
 				      (int)m->trees[r.index]->root_pid, (size_t)r.index + 1, m->n_trees, r.msg);
+			if ((*err)->status == ETIMEDOUT || (*err)->status == OM_ECRIU)
+				om_error_set_exit(err, OM_EXIT_CRIU);
+			restored = 0;
 			goto fail_kill;
 		}
 		c.roots[r.index] = r.pid;

@@ -85,7 +85,7 @@ run env OM_CRIU="$HANG" "$OMCKPT" -g "$G" --criu-timeout 3
 ok "omckpt with a CRIU that never answers exits 5 (CRIU failed)" test "$RC" -eq 5
 ok "... within 15 s of a 3 s bound" test $((SECONDS - t0)) -le 15
 like "$ERR" "criu dump gave no answer within 3 s" "... the error names the stage and the bound"
-like "$ERR" "CRIU was killed" "... says CRIU was killed"
+like "$ERR" "CRIU was stopped" "... says CRIU was stopped"
 like "$ERR" "log: .*/dump.log" "... names CRIU's log"
 like "$ERR" "the group was thawed and runs \([0-9]+ process" "... and that the group was thawed and runs"
 # shellcheck disable=SC2086
@@ -107,7 +107,7 @@ ok "... and the group runs on" advancing d1
 # ---- SIGTERM and SIGINT while CRIU hangs ----
 interrupt term1 TERM env OM_CRIU="$HANG" "$OMCKPT" -g "$G"
 ok "SIGTERM stops an omckpt waiting on CRIU: exit 143 (128+15)" test "$RC" -eq 143
-ok "... at once (within 5 s)" test "$STOP_S" -le 5
+ok "... within its 3 s grace (stopped within 8 s)" test "$STOP_S" -le 8
 like "$W/term1.err" "Terminated received.*interrupted" "... and says it was interrupted by SIGTERM"
 like "$W/term1.err" "the group was thawed and runs" "... and that the group was thawed and runs"
 # shellcheck disable=SC2086
