@@ -18,6 +18,8 @@ struct om_ckpt_opts {
 	int zstd_workers;      /* 0: one per CPU */
 	double freeze_timeout; /* 0: 10 s */
 	double lock_wait;      /* wait for another omckpt of the same group; default 0 */
+	bool tcp_established;  /* carry established TCP connections (CRIU's tcp_established,
+				* under omtools' nftables network lock) */
 };
 
 struct om_ckpt_result {

@@ -58,6 +58,10 @@ static void usage(void)
 	       "  -g, --group G          checkpoint miggroup G\n"
 	       "  -p, --pid PID          checkpoint the process tree rooted at PID\n"
 	       "  -R, --leave-running    keep the processes running (periodic checkpoint)\n"
+	       "  -T, --tcp-established  carry established TCP connections (CRIU's TCP repair);\n"
+	       "                         their packets are dropped (nftables table inet\n"
+	       "                         omtools_gG) from the freeze until omrestore, which\n"
+	       "                         uses the same options by itself\n"
 	       "  -s, --store DIR        the store (default: $OM_STORE, `store =` in\n"
 	       "                         /etc/omtools/omtools.conf, /var/lib/omtools/store)\n"
 	       "  -w, --work-dir DIR     local scratch for CRIU's raw images ($OM_WORKDIR,\n"
@@ -82,6 +86,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
 					     {"pid", required_argument, NULL, 'p'},
 					     {"leave-running", no_argument, NULL, 'R'},
+					     {"tcp-established", no_argument, NULL, 'T'},
 					     {"store", required_argument, NULL, 's'},
 					     {"work-dir", required_argument, NULL, 'w'},
 					     {"level", required_argument, NULL, 'l'},
@@ -99,7 +104,7 @@ int main(int argc, char **argv)
 	bool quiet = false, check = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "g:p:Rs:w:l:j:t:CqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "g:p:RTs:w:l:j:t:CqhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			if (om_group_parse_id(optarg, false, &o.group, &err) < 0)
@@ -111,6 +116,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			o.leave_running = true;
+			break;
+		case 'T':
+			o.tcp_established = true;
 			break;
 		case 's':
 			o.store = optarg;

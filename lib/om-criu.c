@@ -73,6 +73,17 @@ static int init_opts(criu_opts **opts, const char *images_dir, const char *work_
 	return 0;
 }
 
+/* CRIU's tcp_established; iptables is not assumed: CRIU's lock is nftables or none */
+static int set_tcp(criu_opts *opts, bool tcp_established, bool own_lock, om_error_t *err)
+{
+	if (!tcp_established)
+		return 0;
+	criu_local_set_tcp_established(opts, true);
+	if (criu_local_set_network_lock(opts, own_lock ? CRIU_NETWORK_LOCK_SKIP : CRIU_NETWORK_LOCK_NFTABLES) < 0)
+		return om_make_error(err, EINVAL, "CRIU network lock");
+	return 0;
+}
+
 int om_criu_version(char *buf, size_t len, om_error_t *err)
 {
 	criu_opts *opts = NULL;
@@ -142,7 +153,8 @@ int om_criu_dump(const struct om_criu_dump *d, om_error_t *err)
 	cleanup_close int work_fd = -1;
 	int r;
 
-	if (init_opts(&opts, d->images_dir, d->work_dir, "dump.log", &img_fd, &work_fd, err) < 0) {
+	if (init_opts(&opts, d->images_dir, d->work_dir, "dump.log", &img_fd, &work_fd, err) < 0 ||
+	    set_tcp(opts, d->tcp_established, d->own_network_lock, err) < 0) {
 		criu_local_free_opts(opts);
 		return -1;
 	}
@@ -175,7 +187,8 @@ pid_t om_criu_restore_child(const struct om_criu_restore *rs, om_error_t *err)
 	cleanup_close int work_fd = -1;
 	int r;
 
-	if (init_opts(&opts, rs->images_dir, rs->work_dir, "restore.log", &img_fd, &work_fd, err) < 0) {
+	if (init_opts(&opts, rs->images_dir, rs->work_dir, "restore.log", &img_fd, &work_fd, err) < 0 ||
+	    set_tcp(opts, rs->tcp_established, rs->own_network_lock, err) < 0) {
 		criu_local_free_opts(opts);
 		return -1;
 	}

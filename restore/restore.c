@@ -4,12 +4,14 @@
 #include "om-criu.h"
 #include "group.h"
 #include "keeper.h"
+#include "netlock.h"
 #include "proc.h"
 #include "store.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -145,6 +147,8 @@ static int restore_fn(void *arg, int report)
 		snprintf(img, sizeof(img), "%s/img", dir);
 		r.images_dir = img;
 		r.shell_job = t->has_shell_job && t->shell_job;
+		r.tcp_established = c->m->has_tcp_established && c->m->tcp_established;
+		r.own_network_lock = true; /* om_restore holds it around every tree */
 		r.work_dir = dir;
 		if (c->use_group && om_group_prepare_tree(&c->cg, c->group, t->root_pid, c->leaf, &err) < 0) {
 			kill_trees(c->roots, i);
@@ -184,6 +188,31 @@ static int lock_restore(const char *kind, unsigned long id, int *fd, om_error_t 
 	return 0;
 }
 
+/* The lock omckpt --tcp-established took (still there after a migration on
+ * this node), taken again from the manifest's connections. */
+static int lock_connections(const Om__Manifest *m, const struct om_restore_opts *o, char *name, size_t len,
+			    om_error_t *err)
+{
+	cleanup_free struct om_tcp_conn *c = calloc(m->n_tcp_conns, sizeof(*c));
+
+	if (c == NULL)
+		return om_make_error(err, ENOMEM, "network lock");
+	for (size_t i = 0; i < m->n_tcp_conns; i++) {
+		const Om__TcpConn *e = m->tcp_conns[i]; /* lengths checked when the manifest was read */
+		c[i].family = e->local_addr.len == 4 ? AF_INET : AF_INET6;
+		memcpy(c[i].laddr, e->local_addr.data, e->local_addr.len);
+		memcpy(c[i].raddr, e->remote_addr.data, e->remote_addr.len);
+		c[i].lport = (uint16_t)e->local_port;
+		c[i].rport = (uint16_t)e->remote_port;
+	}
+	om_netlock_name(name, len, o->group, o->pid);
+	if (om_netlock_take(name, c, m->n_tcp_conns, err) < 0) {
+		name[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
 int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, om_error_t *err)
 {
 	struct om_store st = {.path = NULL, .fd = -1};
@@ -194,7 +223,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	unsigned long id = o->group ? o->group : (unsigned long)o->pid;
 	struct restore_ctx c;
 	Om__Manifest *m = NULL;
-	char criu_ver[32], name[16];
+	char criu_ver[32], name[16], netlock[64] = "";
 	double t0 = om_now();
 	size_t restored = 0;
 	int ret = -1;
@@ -246,6 +275,10 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 
 	if (wait_pids_free(m, o->pid_wait, err) < 0)
 		goto out;
+	/* --tcp-established: the peer of a connection may be in a tree restored
+	 * later; until every tree is back, their packets are dropped (not reset) */
+	if (m->n_tcp_conns > 0 && lock_connections(m, o, netlock, sizeof(netlock), err) < 0)
+		goto out;
 
 	snprintf(name, sizeof(name), "omkeeper-%s%lu", o->group ? "g" : "p", id);
 	if (om_keeper_spawn(name, restore_fn, &c, &report, err) < 0)
@@ -291,6 +324,8 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 			goto fail_kill;
 		}
 	}
+	if (netlock[0] && om_netlock_release(netlock, err) < 0)
+		goto fail_kill;
 	ret = 0;
 	goto out;
 
