@@ -5,6 +5,7 @@
 #include "group.h"
 #include "keeper.h"
 #include "netlock.h"
+#include "timerfd.h"
 #include "proc.h"
 #include "store.h"
 #include "util.h"
@@ -82,26 +83,31 @@ struct restore_ctx {
 };
 
 /* keeper side, CRIU's post-restore: the tree exists but does not run yet (it
- * cannot fork); put the root and every descendant into the tree's leaf */
+ * cannot fork); put the root and every descendant into the tree's leaf, and
+ * re-arm the periodic timerfds CRIU restored disarmed (lib/timerfd.h) */
 static int post_restore(void *arg, pid_t root)
 {
 	struct restore_ctx *c = arg;
 	cleanup_free pid_t *desc = NULL;
 	size_t n = 0;
 	om_error_t tmp = NULL;
+	size_t fixed = 0;
+	char what[64];
 
+	snprintf(what, sizeof(what), "rejoin miggroup %u", c->group);
 	c->roots[c->cur] = root;
-	if (!c->use_group)
-		return 0;
 	if (om_proc_descendants(root, &desc, &n, &tmp) < 0)
 		goto fail;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; c->use_group && i < n; i++)
 		if (om_cg_move(c->leaf, desc[i], &tmp) < 0)
 			goto fail;
+	snprintf(what, sizeof(what), "re-arm the periodic timerfds");
+	if (om_timerfd_rearm(desc, n, &fixed, &tmp) < 0)
+		goto fail;
 	return 0;
 fail:
-	snprintf(c->hook_error, sizeof(c->hook_error), "rejoin miggroup %u: %s: %s", c->group,
-		 tmp->msg ? tmp->msg : "error", strerror(tmp->status));
+	snprintf(c->hook_error, sizeof(c->hook_error), "%s: %s: %s", what, tmp->msg ? tmp->msg : "error",
+		 strerror(tmp->status));
 	om_error_release(&tmp);
 	return -1;
 }
