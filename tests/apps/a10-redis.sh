@@ -52,11 +52,13 @@ used=$(cli info memory | awk -F: '/^used_memory:/ {printf "%d", $2 / 1048576}')
 diag "redis uses ${used} MiB"
 
 # ---- migration ----
-timed tc "$OMCKPT" -g "$G"
+timed "$OMCKPT" -g "$G"
+tc=$T_SECS
 ok "omckpt -g $G (migration)" test "$RC" -eq 0 || { diag_file "$OUT"; diag_file "$ERR"; }
 ok "... redis is gone" pids_free 20 "$pid"
 ok "... nothing listens on port $port" not pong
-timed tr "$OMRESTORE" -g "$G"
+timed "$OMRESTORE" -g "$G"
+tr=$T_SECS
 ok "omrestore -g $G" test "$RC" -eq 0 || diag_file "$ERR"
 ckpt_restore_figures redis "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
 ok "... redis-server is back with pid $pid" alive "$pid"

@@ -46,12 +46,14 @@ n=$(nprocs)
 ok "... 5 processes in the group (main, 3 pool workers, the queue worker; $n)" test "$n" -ge 5
 pids=$(members | tr '\n' ' ')
 
-timed tc "$OMCKPT" -g "$G"
+timed "$OMCKPT" -g "$G"
+tc=$T_SECS
 ok "omckpt -g $G (migration)" test "$RC" -eq 0 || diag_file "$ERR"
 at=$(rounds)
 # shellcheck disable=SC2086
 ok "... all its processes are gone" pids_free 20 $pids
-timed tr "$OMRESTORE" -g "$G"
+timed "$OMRESTORE" -g "$G"
+tr=$T_SECS
 ok "omrestore -g $G" test "$RC" -eq 0 || diag_file "$ERR"
 ckpt_restore_figures pypool "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
 is "$(members | tr '\n' ' ')" "$pids" "... the same processes are back"

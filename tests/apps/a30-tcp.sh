@@ -70,7 +70,8 @@ like "$ERR" "Connected TCP socket, consider using --tcp-established option" "...
 ok "... the connections keep running" eval "moving inner && moving outer"
 
 # ---- migration on this node, the outside client waits ----
-timed tc "$OMCKPT" --tcp-established -g "$G"
+timed "$OMCKPT" --tcp-established -g "$G"
+tc=$T_SECS
 ok "omckpt --tcp-established -g $G (migration)" test "$RC" -eq 0 || diag_file "$ERR"
 ok "... server and inner client are gone" pids_free 20 "$spid" "$ipid"
 ok "... the outside client is alive, waiting" alive "$outer"
@@ -81,7 +82,8 @@ like "$OUT" "127\.0\.0\.1:$port <-> 127\.0\.0\.1:[0-9]+" "... with the server's 
 before=$(n_of "$W/outer")
 sleep 1
 is "$(n_of "$W/outer")" "$before" "... the outside client got nothing while the server was away"
-timed tr "$OMRESTORE" -g "$G"
+timed "$OMRESTORE" -g "$G"
+tr=$T_SECS
 ok "omrestore -g $G" test "$RC" -eq 0 || diag_file "$ERR"
 ckpt_restore_figures tcp "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
 ok "... the lock is released" not has_lock
@@ -92,7 +94,7 @@ ok "... the listening socket accepts a new connection" listening
 
 # ---- the outside client leaves; the group moves "to another node" ----
 kill -TERM "$outer"
-ok "the outside client stops cleanly" wait_until 10 grep -q done "$W/outer"
+ok "the outside client stops cleanly" wait_until 10 grep -q "done" "$W/outer"
 reap "$outer"
 check "omckpt --tcp-established -g $G (migration)" "$OMCKPT" -T -g "$G"
 ok "... the group is gone" eval "pids_free 20 $spid $ipid && group_gone"
@@ -112,6 +114,6 @@ ok "... the server too" moving server
 ok "... the listening socket accepts" listening
 
 kill -TERM "$ipid"
-ok "the inner client stops cleanly, no mismatch ever" wait_until 10 grep -q done "$W/inner"
+ok "the inner client stops cleanly, no mismatch ever" wait_until 10 grep -q "done" "$W/inner"
 ok "... the server saw no mismatch" status_ok server
 done_testing

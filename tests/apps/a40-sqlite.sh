@@ -66,17 +66,19 @@ ok "... and goes on" writing
 is "$(sql 'PRAGMA journal_mode')" wal "the database is in WAL mode"
 ok "... the -wal and -shm files are open in the writer" eval "ls -l /proc/$pid/fd | grep -q 'app.db-wal' && ls -l /proc/$pid/fd | grep -q 'app.db-shm'"
 
-timed tc "$OMCKPT" -g "$G"
+timed "$OMCKPT" -g "$G"
+tc=$T_SECS
 ok "omckpt -g $G (migration)" test "$RC" -eq 0 || diag_file "$ERR"
 ok "... the writer is gone" pids_free 20 "$pid"
 at=$(rows)
-timed tr "$OMRESTORE" -g "$G"
+timed "$OMRESTORE" -g "$G"
+tr=$T_SECS
 ok "omrestore -g $G" test "$RC" -eq 0 || diag_file "$ERR"
 ckpt_restore_figures sqlite "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
 ok "... the writer goes on, committing to the WAL it had open" writing
 ok "... past row $at" test "$(rows)" -gt "$at"
 kill -TERM "$pid"
-ok "the writer closes the database at SIGTERM" wait_until 20 state_is done
+ok "the writer closes the database at SIGTERM" wait_until 20 state_is "done"
 ok "... and exits" pids_free 20 "$pid"
 n=$(rows)
 is "$(sql 'SELECT count(*) FROM t')" "$n" "sqlite3 counts the $n rows the writer wrote"
@@ -103,7 +105,7 @@ kill -USR2 "$pid"
 ok "... it resumes and writes" writing
 
 kill -TERM "$pid"
-ok "the writer closes the database at SIGTERM" wait_until 20 state_is done
+ok "the writer closes the database at SIGTERM" wait_until 20 state_is "done"
 ok "... and exits" pids_free 20 "$pid"
 n=$(rows)
 is "$(sql 'SELECT count(*) FROM t')" "$n" "sqlite3 counts the $n rows the writer wrote"

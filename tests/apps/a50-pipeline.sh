@@ -15,7 +15,7 @@ set -u
 group_ids 15000
 need_cmd python3 gzip bash
 
-N=40000
+N=30000
 P=$APPS_DIR/pipeline.py
 export OM_CGROUP=v2
 new_group
@@ -38,19 +38,24 @@ flowing() {
 nprocs() { members | wc -l; }
 
 want="lines=$N sha256=$(python3 "$P" produce $N --fast | sha256sum | cut -d' ' -f1)"
+GATE=$W/gate # the producer sends its last 1000 lines once this exists
 ok "the pipeline started in group $G" omrun_app pipe bash -c \
-	"python3 '$P' produce $N | gzip -1 | python3 '$P' consume '$OUTF' '$ST'"
+	"python3 '$P' produce $N '$GATE' | gzip -1 | python3 '$P' consume '$OUTF' '$ST'"
 ok "... data flows" eval "wait_until 20 test -s '$ST' && flowing"
 is "$(nprocs)" 4 "... bash and its three children are in the group"
 pids=$(members | tr '\n' ' ')
 
-timed tc "$OMCKPT" -g "$G"
+timed "$OMCKPT" -g "$G"
+tc=$T_SECS
 ok "omckpt -g $G (migration)" test "$RC" -eq 0 || diag_file "$ERR"
 # shellcheck disable=SC2086
 ok "... the pipeline is gone" pids_free 20 $pids
 at=$(lines)
-timed tr "$OMRESTORE" -g "$G"
+timed "$OMRESTORE" -g "$G"
+tr=$T_SECS
 ok "omrestore -g $G" test "$RC" -eq 0 || diag_file "$ERR"
+rm -f "$ST"
+wait_until 10 test -s "$ST"
 ckpt_restore_figures pipeline "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
 is "$(members | tr '\n' ' ')" "$pids" "... the same four processes are back"
 ok "... data flows again, every line checked" flowing
@@ -61,9 +66,11 @@ ok "... it flows on" flowing
 ok "the group killed" kill_group
 ok "... it had not finished" not test -e "$OUTF"
 check "omrestore -g $G --generation 2" "$OMRESTORE" -g "$G" --generation 2
-ok "... data flows from generation 2" flowing
+rm -f "$ST" # the killed run's
+ok "... data flows from generation 2" eval "wait_until 10 test -s '$ST' && flowing"
+: >"$GATE"
 
-ok "the pipeline runs to its end" wait_until 90 grep -q done "$ST"
+ok "the pipeline runs to its end" wait_until 90 grep -q "done" "$ST"
 # shellcheck disable=SC2086
 ok "... and exits" pids_free 20 $pids
 is "$(cat "$OUTF" 2>/dev/null)" "$want" "its output: $N lines, the producer's SHA-256"

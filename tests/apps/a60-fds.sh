@@ -36,12 +36,14 @@ ticking() {
 	diag "fdapp: $(cat "$ST" 2>/dev/null)"
 	return 1
 }
+sigs_above() { [ "$(field sigs)" -gt "$1" ]; }
+inotify_is() { [ "$(field inotify)" = "$1" ]; }
 # signal_gets N : SIGUSR1 through the signalfd; the eventfd read gives N
 signal_gets() {
 	local s
 	s=$(field sigs)
 	kill -USR1 "$pid"
-	wait_until 5 test "$(field sigs)" -gt "$s" || return 1
+	wait_until 5 sigs_above "$s" || return 1
 	[ "$(field evfd)" = "$1" ] && return 0
 	diag "eventfd counter read: $(field evfd), expected $1"
 	return 1
@@ -49,7 +51,9 @@ signal_gets() {
 # inotify_sees NAME : a file created in watch/ is reported
 inotify_sees() {
 	: >"$D/watch/$1"
-	wait_until 5 test "$(field inotify)" = "$1"
+	wait_until 5 inotify_is "$1" && return 0
+	diag "fdapp: $(cat "$ST" 2>/dev/null)"
+	return 1
 }
 flock_held() { not flock -n "$D/flock.file" true; }
 fcntl_held() {
@@ -70,11 +74,13 @@ pid=${APID[fdapp]}
 ok "... it runs" wait_until 10 healthy
 all_work "before" 1000
 
-timed tc "$OMCKPT" -g "$G"
+timed "$OMCKPT" -g "$G"
+tc=$T_SECS
 ok "omckpt -g $G (migration)" test "$RC" -eq 0 || diag_file "$ERR"
 ok "... fdapp is gone" pids_free 20 "$pid"
 ok "... its locks went with it" eval "not flock_held && not fcntl_held"
-timed tr "$OMRESTORE" -g "$G"
+timed "$OMRESTORE" -g "$G"
+tr=$T_SECS
 ok "omrestore -g $G" test "$RC" -eq 0 || diag_file "$ERR"
 ckpt_restore_figures fds "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
 all_work "restored" 1001
@@ -87,7 +93,7 @@ check "omrestore -g $G --generation 2" "$OMRESTORE" -g "$G" --generation 2
 all_work "generation 2" 1002
 
 kill -USR2 "$pid"
-ok "fdapp ends at SIGUSR2 (through the signalfd)" wait_until 10 grep -qx done "$ST"
+ok "fdapp ends at SIGUSR2 (through the signalfd)" wait_until 10 grep -qx "done" "$ST"
 ok "... and exits" pids_free 20 "$pid"
 ok "... the locks are free again" eval "not flock_held && not fcntl_held"
 done_testing

@@ -58,11 +58,13 @@ nobodys=$(pids_of ru sp | tr '\n' ' ')
 
 a=$(counter ru)
 b=$(counter sp)
-timed tc "$OMCKPT" -g "$G"
+timed "$OMCKPT" -g "$G"
+tc=$T_SECS
 ok "omckpt -g $G (migration)" test "$RC" -eq 0 || diag_file "$ERR"
 # shellcheck disable=SC2086
 ok "... every process is gone" pids_free 20 $pids
-timed tr "$OMRESTORE" -g "$G"
+timed "$OMRESTORE" -g "$G"
+tr=$T_SECS
 ok "omrestore -g $G" test "$RC" -eq 0 || diag_file "$ERR"
 ckpt_restore_figures user "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
 is "$(members | tr '\n' ' ')" "$pids" "... the same processes are back in the group"

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
 # tests/apps/apps.sh — sourced by the tests/apps/a*.sh scripts after
 # tests/lib.sh: helpers for real applications run in a miggroup.
 
@@ -68,14 +69,14 @@ group_gone() {
 	[ -z "$(members)" ]
 }
 
-# timed VAR CMD... : run CMD through `run` and store its wall time (s) in VAR.
+# timed CMD... : run CMD through `run`; its wall time (s) in T_SECS.
+T_SECS=0
 timed() {
-	local var=$1 t0 t1
-	shift
+	local t0 t1
 	t0=$(date +%s.%N)
 	run "$@"
 	t1=$(date +%s.%N)
-	printf -v "$var" '%s' "$(awk "BEGIN{printf \"%.2f\", $t1 - $t0}")"
+	T_SECS=$(awk "BEGIN{printf \"%.2f\", $t1 - $t0}")
 	return "$RC"
 }
 

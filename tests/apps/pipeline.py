@@ -2,8 +2,11 @@
 """tests/apps/pipeline.py - the two ends of a50-pipeline.sh's shell pipeline
 (producer | gzip -1 | consumer).
 
-  pipeline.py produce N [--fast]   write lines "i sha1(i)" for i = 1..N to stdout,
-                                   20 lines every 10 ms (--fast: at once)
+  pipeline.py produce N GATE       write lines "i base64(hashes of i)" for i = 1..N to stdout,
+                                   20 lines every 20 ms; the last 1000 only once
+                                   the file GATE exists (the test opens it when
+                                   it is done checkpointing)
+  pipeline.py produce N --fast     the same lines at once
   pipeline.py consume OUT STATUS   gunzip stdin as it comes, check every line is
                                    the next one, keep STATUS (tmp + rename) at
                                    `lines=N ok`; at EOF write OUT:
@@ -11,6 +14,7 @@
                                    STATUS `lines=N done`; on a wrong line
                                    STATUS says `FAIL ...` and it exits 1
 """
+import base64
 import hashlib
 import os
 import sys
@@ -19,7 +23,10 @@ import zlib
 
 
 def line(i):
-    return b"%d %s\n" % (i, hashlib.sha1(b"%d" % i).hexdigest().encode())
+    # barely compressible (base64 of hashes): gzip emits a block every ~32 KiB
+    # of input, so the data keeps moving through all three processes
+    raw = hashlib.sha512(b"%d" % i).digest() + hashlib.sha512(b"x%d" % i).digest()
+    return b"%d %s\n" % (i, base64.b64encode(raw))
 
 
 def write(path, text):
@@ -29,13 +36,15 @@ def write(path, text):
     os.rename(tmp, path)
 
 
-def produce(n, fast):
+def produce(n, gate):
     out = sys.stdout.buffer
     for i in range(1, n + 1):
         out.write(line(i))
-        if not fast and i % 20 == 0:
+        if gate and i % 20 == 0:
             out.flush()
-            time.sleep(0.01)
+            time.sleep(0.02)
+            while i == n - 1000 and not os.path.exists(gate):
+                time.sleep(0.05)
     out.flush()
 
 
@@ -71,8 +80,8 @@ def consume(outpath, status):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "produce":
-        produce(int(sys.argv[2]), "--fast" in sys.argv[3:])
+    if len(sys.argv) == 4 and sys.argv[1] == "produce":
+        produce(int(sys.argv[2]), None if sys.argv[3] == "--fast" else sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "consume":
         consume(sys.argv[2], sys.argv[3])
     else:
