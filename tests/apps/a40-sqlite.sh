@@ -13,8 +13,8 @@
 # what an administrator does with a filesystem snapshot.
 #
 # No other SQLite connection opens the database while a restored writer runs:
-# CRIU restores the writer's POSIX locks on the -shm file, but they are gone
-# once it runs (the file is also mapped shared); a second connection then
+# CRIU restores the writer's POSIX locks on the -shm file, then drops them by
+# closing the descriptor it opened to map that file; a second connection then
 # believes it is alone, resets the -shm index and the writer dies of SIGBUS
 # (see "WHAT CAN BE CHECKPOINTED" in man omtools). The client checks run when
 # the writer has closed the database.

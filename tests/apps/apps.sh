@@ -3,6 +3,10 @@
 # tests/apps/apps.sh — sourced by the tests/apps/a*.sh scripts after
 # tests/lib.sh: helpers for real applications run in a miggroup.
 
+# the applications are Debian's (python3, sqlite3, redis, bash, gzip...), not
+# whatever an earlier PATH entry (pyenv, /usr/local) offers
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin:$PATH
+
 APPS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 APPS_BUILDDIR=$OM_BUILDDIR/tests/apps
 
