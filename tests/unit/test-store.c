@@ -108,8 +108,8 @@ static Om__Manifest *sample_manifest(bool full)
 		static const uint8_t lo[4] = {127, 0, 0, 1};
 		Om__TcpConn *c = calloc(1, sizeof(*c));
 		om__tcp_conn__init(c);
-		c->local_addr.data = malloc(4);
-		c->remote_addr.data = malloc(4);
+		c->local_addr.data = calloc(1, 16); /* room for the tests that lengthen them */
+		c->remote_addr.data = calloc(1, 16);
 		memcpy(c->local_addr.data, lo, 4);
 		memcpy(c->remote_addr.data, lo, 4);
 		c->local_addr.len = c->remote_addr.len = 4;
