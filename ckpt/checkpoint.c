@@ -2,6 +2,7 @@
 #include "checkpoint.h"
 #include "om-criu.h"
 #include "group.h"
+#include "netlock.h"
 #include "proc.h"
 #include "store.h"
 #include "util.h"
@@ -10,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +33,12 @@ struct ckpt_ctx {
 	char scratch[PATH_MAX];
 	bool keep_logs; /* failed: keep CRIU's logs in scratch, drop the images */
 	Om__Manifest *m;
+	struct om_tcp_conn *conns; /* --tcp-established: the group's connections */
+	size_t n_conns;
+	char netlock[64];  /* the network lock taken, "" if none */
+	bool keep_netlock; /* migrated: the lock stays until the restore */
+	int *repair_fds;   /* the group's sockets in repair mode, closed after the kill */
+	size_t n_repair_fds;
 };
 
 /* The cleanup of a checkpoint: thaws a group still frozen, moves processes of
@@ -38,6 +46,11 @@ struct ckpt_ctx {
 static void ctx_release(struct ckpt_ctx *c)
 {
 	om_error_t tmp = NULL;
+	if (c->repair_fds) /* the checkpoint failed: the sockets go back to normal */
+		om_tcp_repair_undo(c->repair_fds, c->n_repair_fds);
+	if (c->netlock[0] && !c->keep_netlock && om_netlock_release(c->netlock, &tmp) < 0)
+		om_error_release(&tmp);
+	free(c->conns);
 	if (c->g.frozen)
 		om_group_thaw(&c->g, &tmp);
 	om_error_release(&tmp);
@@ -424,6 +437,50 @@ static int kill_and_wait(struct ckpt_ctx *c, om_error_t *err)
 	return 0;
 }
 
+/* --tcp-established: record the group's connections in the manifest and drop
+ * their packets from now on, so that nothing moves between the dumps of two
+ * trees (each one CRIU call) and no peer sees a reset. */
+static int lock_connections(struct ckpt_ctx *c, om_error_t *err)
+{
+	cleanup_free pid_t *pids = NULL;
+	size_t np = 0;
+	Om__Manifest *m = c->m;
+
+	m->has_tcp_established = true;
+	m->tcp_established = true;
+	if (om_group_pids(&c->g, &pids, &np, err) < 0 || om_tcp_conns_of(pids, np, &c->conns, &c->n_conns, err) < 0)
+		return -1;
+	if (c->n_conns == 0)
+		return 0;
+	m->tcp_conns = calloc(c->n_conns, sizeof(*m->tcp_conns));
+	if (m->tcp_conns == NULL)
+		return om_make_error(err, ENOMEM, "build manifest");
+	for (size_t i = 0; i < c->n_conns; i++) {
+		const struct om_tcp_conn *k = &c->conns[i];
+		size_t alen = k->family == AF_INET ? 4 : 16;
+		Om__TcpConn *e = calloc(1, sizeof(*e));
+		if (e == NULL)
+			return om_make_error(err, ENOMEM, "build manifest");
+		om__tcp_conn__init(e);
+		m->tcp_conns[m->n_tcp_conns++] = e;
+		e->local_addr.data = malloc(alen);
+		e->remote_addr.data = malloc(alen);
+		if (e->local_addr.data == NULL || e->remote_addr.data == NULL)
+			return om_make_error(err, ENOMEM, "build manifest");
+		memcpy(e->local_addr.data, k->laddr, alen);
+		memcpy(e->remote_addr.data, k->raddr, alen);
+		e->local_addr.len = e->remote_addr.len = alen;
+		e->local_port = k->lport;
+		e->remote_port = k->rport;
+	}
+	om_netlock_name(c->netlock, sizeof(c->netlock), c->o->group, c->o->pid);
+	if (om_netlock_take(c->netlock, c->conns, c->n_conns, err) < 0) {
+		c->netlock[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
 int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_error_t *err)
 {
 	__attribute__((cleanup(ctx_release))) struct ckpt_ctx c = {0};
@@ -499,6 +556,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	if (check_trees_whole(&c, err) < 0 || check_no_foreign_tty(&c, err) < 0 ||
 	    build_manifest(&c, criu_ver, err) < 0)
 		goto out;
+	if (o->tcp_established && lock_connections(&c, err) < 0)
+		goto out;
 
 	om_workdir_sweep(om_workdir(o->workdir));
 	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/ckpt-%s%lu-%d", om_workdir(o->workdir), o->group ? "g" : "p",
@@ -522,6 +581,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		c.m->trees[i]->shell_job = !session_in_tree(t);
 		d = (struct om_criu_dump){.root = t->root,
 					  .shell_job = c.m->trees[i]->shell_job,
+					  .tcp_established = o->tcp_established,
+					  .own_network_lock = true,
 					  .images_dir = img,
 					  .work_dir = dir,
 					  .freeze_cgroup = t->cgpath,
@@ -537,6 +598,17 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		c.m->trees[i]->has_dump_seconds = true;
 		c.m->trees[i]->dump_seconds = om_now() - td;
 		tdump += om_now() - td;
+	}
+	if (c.netlock[0] && o->leave_running) { /* CRIU has turned TCP repair off: let them talk */
+		if (om_netlock_release(c.netlock, err) < 0)
+			goto out;
+		c.netlock[0] = '\0';
+	} else if (c.n_conns > 0) { /* migration: the kill must end the connections silently */
+		cleanup_free pid_t *pids = NULL;
+		size_t np = 0;
+		if (om_group_pids(&c.g, &pids, &np, err) < 0 ||
+		    om_tcp_repair_grab(pids, np, c.conns, c.n_conns, &c.repair_fds, &c.n_repair_fds, err) < 0)
+			goto out;
 	}
 	if (o->leave_running) {
 		if (om_group_thaw(&c.g, err) < 0)
@@ -573,6 +645,10 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 				      (unsigned long long)res->generation);
 			goto out;
 		}
+		/* the last copies of the sockets, in repair mode: closed without a FIN or RST */
+		om_fds_close(c.repair_fds, c.n_repair_fds);
+		c.repair_fds = NULL;
+		c.keep_netlock = true; /* the peers wait for the restore, which releases it */
 		res->freeze_seconds = om_now() - tfreeze;
 	}
 	res->total_seconds = om_now() - t0;

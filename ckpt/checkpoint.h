@@ -21,6 +21,8 @@ struct om_ckpt_opts {
 	double criu_timeout;   /* give up on a CRIU dump after this long; 0: scale with
 				* the tree's memory (om_criu_timeout) */
 	int cancel_fd;	       /* readable: stop waiting now (lib/bounded.h); 0: none */
+	bool tcp_established;  /* carry established TCP connections (CRIU's tcp_established,
+				* under omtools' nftables network lock) */
 };
 
 struct om_ckpt_result {

@@ -123,6 +123,10 @@ static void usage(void)
 	       "  -g, --group G          checkpoint miggroup G\n"
 	       "  -p, --pid PID          checkpoint the process tree rooted at PID\n"
 	       "  -R, --leave-running    keep the processes running (periodic checkpoint)\n"
+	       "  -T, --tcp-established  carry established TCP connections (CRIU's TCP repair);\n"
+	       "                         their packets are dropped (nftables table inet\n"
+	       "                         omtools_gG) from the freeze until omrestore, which\n"
+	       "                         uses the same options by itself\n"
 	       "  -s, --store DIR        the store (default: $OM_STORE, `store =` in\n"
 	       "                         /etc/omtools/omtools.conf, /var/lib/omtools/store)\n"
 	       "  -w, --work-dir DIR     local scratch for CRIU's raw images ($OM_WORKDIR,\n"
@@ -131,7 +135,7 @@ static void usage(void)
 	       "  -j, --threads N        zstd worker threads (default: one per CPU)\n"
 	       "  -t, --freeze-timeout S give up freezing after S seconds (default 10)\n"
 	       "      --lock-wait S      wait up to S seconds for another omckpt of the group\n"
-	       "  -T, --criu-timeout S   give up on CRIU dumping a tree after S seconds (default:\n"
+	       "      --criu-timeout S   give up on CRIU dumping a tree after S seconds (default:\n"
 	       "                         20 s + 20 s per GiB of the tree's memory); CRIU is then\n"
 	       "                         killed and the group thawed\n"
 	       "  -C, --check            check what a checkpoint needs here and report: CRIU's\n"
@@ -151,17 +155,18 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_LOCK_WAIT = 256, OPT_JSON };
+	enum { OPT_LOCK_WAIT = 256, OPT_JSON, OPT_CRIU_TIMEOUT };
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
 					     {"pid", required_argument, NULL, 'p'},
 					     {"leave-running", no_argument, NULL, 'R'},
+					     {"tcp-established", no_argument, NULL, 'T'},
 					     {"store", required_argument, NULL, 's'},
 					     {"work-dir", required_argument, NULL, 'w'},
 					     {"level", required_argument, NULL, 'l'},
 					     {"threads", required_argument, NULL, 'j'},
 					     {"freeze-timeout", required_argument, NULL, 't'},
 					     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
-					     {"criu-timeout", required_argument, NULL, 'T'},
+					     {"criu-timeout", required_argument, NULL, OPT_CRIU_TIMEOUT},
 					     {"check", no_argument, NULL, 'C'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"json", no_argument, NULL, OPT_JSON},
@@ -174,7 +179,7 @@ int main(int argc, char **argv)
 	bool quiet = false, check = false, json = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "g:p:Rs:w:l:j:t:T:CqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "g:p:RTs:w:l:j:t:CqhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			if (om_group_parse_id(optarg, false, &o.group, &err) < 0)
@@ -186,6 +191,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			o.leave_running = true;
+			break;
+		case 'T':
+			o.tcp_established = true;
 			break;
 		case 's':
 			o.store = optarg;
@@ -213,7 +221,7 @@ int main(int argc, char **argv)
 				return om_cli_usage_error(prog, "--lock-wait must be seconds");
 			o.lock_wait = (double)v;
 			break;
-		case 'T':
+		case OPT_CRIU_TIMEOUT:
 			if (om_parse_uint(optarg, 86400, &v) < 0 || v == 0)
 				return om_cli_usage_error(prog, "--criu-timeout must be 1 to 86400 seconds");
 			o.criu_timeout = (double)v;

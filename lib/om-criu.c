@@ -74,6 +74,17 @@ static int init_opts(criu_opts **opts, const char *images_dir, const char *work_
 	return 0;
 }
 
+/* CRIU's tcp_established; iptables is not assumed: CRIU's lock is nftables or none */
+static int set_tcp(criu_opts *opts, bool tcp_established, bool own_lock, om_error_t *err)
+{
+	if (!tcp_established)
+		return 0;
+	criu_local_set_tcp_established(opts, true);
+	if (criu_local_set_network_lock(opts, own_lock ? CRIU_NETWORK_LOCK_SKIP : CRIU_NETWORK_LOCK_NFTABLES) < 0)
+		return om_make_error(err, EINVAL, "CRIU network lock");
+	return 0;
+}
+
 double om_criu_timeout(uint64_t bytes, double explicit_s)
 {
 	if (explicit_s > 0)
@@ -224,7 +235,8 @@ static int dump_fn(void *arg, int out_fd)
 	cleanup_close int work_fd = -1;
 	om_error_t tmp = NULL;
 
-	if (init_opts(&opts, d->images_dir, d->work_dir, "dump.log", &img_fd, &work_fd, &tmp) < 0) {
+	if (init_opts(&opts, d->images_dir, d->work_dir, "dump.log", &img_fd, &work_fd, &tmp) < 0 ||
+	    set_tcp(opts, d->tcp_established, d->own_network_lock, &tmp) < 0) {
 		snprintf(rep.why, sizeof(rep.why), "%s", tmp->msg ? tmp->msg : "init");
 		om_error_release(&tmp);
 		rep.ret = -EINVAL;
@@ -275,7 +287,8 @@ static int restore_fn(void *arg, int out_fd)
 	cleanup_close int work_fd = -1;
 	om_error_t tmp = NULL;
 
-	if (init_opts(&opts, rs->images_dir, rs->work_dir, "restore.log", &img_fd, &work_fd, &tmp) < 0) {
+	if (init_opts(&opts, rs->images_dir, rs->work_dir, "restore.log", &img_fd, &work_fd, &tmp) < 0 ||
+	    set_tcp(opts, rs->tcp_established, rs->own_network_lock, &tmp) < 0) {
 		snprintf(rep.why, sizeof(rep.why), "%s", tmp->msg ? tmp->msg : "init");
 		om_error_release(&tmp);
 		rep.ret = -EINVAL;

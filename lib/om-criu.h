@@ -42,7 +42,10 @@ struct om_criu_dump {
 	const char *work_dir;	   /* where dump.log goes */
 	const char *freeze_cgroup; /* leaf cgroup of the tree, already frozen */
 	bool leave_running;
-	bool shell_job; /* the root's session leader is outside the tree */
+	bool shell_job;	       /* the root's session leader is outside the tree */
+	bool tcp_established;  /* dump established TCP connections (TCP repair) */
+	bool own_network_lock; /* with tcp_established: the caller locks the network
+				* around all trees (CRIU's lock skipped), else CRIU's nftables lock */
 	struct om_bound bound;
 };
 int om_criu_dump(const struct om_criu_dump *d, om_error_t *err);
@@ -55,6 +58,8 @@ struct om_criu_restore {
 	const char *images_dir;
 	const char *work_dir; /* where restore.log goes */
 	bool shell_job;
+	bool tcp_established;  /* the images hold established TCP connections */
+	bool own_network_lock; /* as in struct om_criu_dump */
 	om_criu_post_restore_fn post_restore;
 	void *arg;
 	struct om_bound bound;

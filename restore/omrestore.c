@@ -49,7 +49,8 @@ static void usage(void)
 	       "Verify the checksums of the newest complete generation of miggroup G (or of the\n"
 	       "tree checkpointed with omckpt -p PID), restore every process tree with CRIU with\n"
 	       "the same PIDs, and rejoin them to G. If a tree fails, the trees already restored\n"
-	       "are killed: a group is never half restored.\n\n"
+	       "are killed: a group is never half restored. A generation of omckpt --tcp-established\n"
+	       "brings its TCP connections back, under the same network lock (nftables).\n\n"
 	       "  -g, --group G         restore miggroup G\n"
 	       "  -p, --pid PID         restore the tree checkpointed with omckpt -p PID\n"
 	       "  -G, --generation N    restore generation N instead of the newest\n"
@@ -57,7 +58,7 @@ static void usage(void)
 	       "                        /etc/omtools/omtools.conf, /var/lib/omtools/store)\n"
 	       "  -w, --work-dir DIR    local scratch for decompressed images\n"
 	       "  -W, --pid-wait S      wait up to S seconds for taken PIDs to be freed (default 3)\n"
-	       "  -T, --criu-timeout S  give up on CRIU restoring a tree after S seconds (default:\n"
+	       "      --criu-timeout S  give up on CRIU restoring a tree after S seconds (default:\n"
 	       "                        20 s + 20 s per GiB of the tree's images)\n"
 	       "  -q, --quiet           print nothing on success\n"
 	       "  -h, --help            show this help\n"
@@ -76,7 +77,7 @@ int main(int argc, char **argv)
 					     {"store", required_argument, NULL, 's'},
 					     {"work-dir", required_argument, NULL, 'w'},
 					     {"pid-wait", required_argument, NULL, 'W'},
-					     {"criu-timeout", required_argument, NULL, 'T'},
+					     {"criu-timeout", required_argument, NULL, 256},
 					     {"quiet", no_argument, NULL, 'q'},
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
@@ -87,7 +88,7 @@ int main(int argc, char **argv)
 	bool quiet = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "g:p:G:s:w:W:T:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "g:p:G:s:w:W:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			if (om_group_parse_id(optarg, false, &o.group, &err) < 0)
@@ -113,7 +114,7 @@ int main(int argc, char **argv)
 				return om_cli_usage_error(prog, "--pid-wait must be seconds");
 			o.pid_wait = (double)v;
 			break;
-		case 'T':
+		case 256: /* --criu-timeout */
 			if (om_parse_uint(optarg, 86400, &v) < 0 || v == 0)
 				return om_cli_usage_error(prog, "--criu-timeout must be 1 to 86400 seconds");
 			o.criu_timeout = (double)v;

@@ -3,6 +3,8 @@
 #include "om-criu.h"
 #include "group.h"
 #include "keeper.h"
+#include "netlock.h"
+#include "timerfd.h"
 #include "proc.h"
 #include "store.h"
 #include "util.h"
@@ -13,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,25 +97,29 @@ static double tree_timeout(const struct om_restore_opts *o, const Om__TreeEntry 
 }
 
 /* keeper side, CRIU's post-restore: the tree exists but does not run yet (it
- * cannot fork); put the root and every descendant into the tree's leaf */
+ * cannot fork); put the root and every descendant into the tree's leaf, and
+ * re-arm the periodic timerfds CRIU restored disarmed (lib/timerfd.h) */
 static int post_restore(void *arg, pid_t root, char *why, size_t len)
 {
 	struct restore_ctx *c = arg;
 	cleanup_free pid_t *desc = NULL;
 	size_t n = 0;
 	om_error_t tmp = NULL;
+	size_t fixed = 0;
+	char what[64];
 
-	if (!c->use_group)
-		return 0;
+	snprintf(what, sizeof(what), "rejoin miggroup %u", c->group);
 	if (om_proc_descendants(root, &desc, &n, &tmp) < 0)
 		goto fail;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; c->use_group && i < n; i++)
 		if (om_cg_move(c->leaf, desc[i], &tmp) < 0)
 			goto fail;
+	snprintf(what, sizeof(what), "re-arm the periodic timerfds");
+	if (om_timerfd_rearm(desc, n, &fixed, &tmp) < 0)
+		goto fail;
 	return 0;
 fail:
-	snprintf(why, len, "rejoin miggroup %u: %s: %s", c->group, tmp->msg ? tmp->msg : "error",
-		 strerror(tmp->status));
+	snprintf(why, len, "%s: %s: %s", what, tmp->msg ? tmp->msg : "error", strerror(tmp->status));
 	om_error_release(&tmp);
 	return -1;
 }
@@ -193,6 +200,8 @@ static int restore_fn(void *arg, int report)
 		snprintf(img, sizeof(img), "%s/img", dir);
 		r.images_dir = img;
 		r.shell_job = t->has_shell_job && t->shell_job;
+		r.tcp_established = c->m->has_tcp_established && c->m->tcp_established;
+		r.own_network_lock = true; /* om_restore holds it around every tree */
 		r.work_dir = dir;
 		if (c->use_group && om_group_prepare_tree(&c->cg, c->group, t->root_pid, c->leaf, &err) < 0) {
 			keeper_kill_all();
@@ -230,6 +239,31 @@ static int lock_restore(const char *kind, unsigned long id, int *fd, om_error_t 
 	return 0;
 }
 
+/* The lock omckpt --tcp-established took (still there after a migration on
+ * this node), taken again from the manifest's connections. */
+static int lock_connections(const Om__Manifest *m, const struct om_restore_opts *o, char *name, size_t len,
+			    om_error_t *err)
+{
+	cleanup_free struct om_tcp_conn *c = calloc(m->n_tcp_conns, sizeof(*c));
+
+	if (c == NULL)
+		return om_make_error(err, ENOMEM, "network lock");
+	for (size_t i = 0; i < m->n_tcp_conns; i++) {
+		const Om__TcpConn *e = m->tcp_conns[i]; /* lengths checked when the manifest was read */
+		c[i].family = e->local_addr.len == 4 ? AF_INET : AF_INET6;
+		memcpy(c[i].laddr, e->local_addr.data, e->local_addr.len);
+		memcpy(c[i].raddr, e->remote_addr.data, e->remote_addr.len);
+		c[i].lport = (uint16_t)e->local_port;
+		c[i].rport = (uint16_t)e->remote_port;
+	}
+	om_netlock_name(name, len, o->group, o->pid);
+	if (om_netlock_take(name, c, m->n_tcp_conns, err) < 0) {
+		name[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
 int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, om_error_t *err)
 {
 	struct om_store st = {.path = NULL, .fd = -1};
@@ -240,7 +274,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	unsigned long id = o->group ? o->group : (unsigned long)o->pid;
 	struct restore_ctx c;
 	Om__Manifest *m = NULL;
-	char criu_ver[32], name[16];
+	char criu_ver[32], name[16], netlock[64] = "";
 	double t0 = om_now();
 	double keeper_deadline;
 	size_t restored = 0;
@@ -295,6 +329,10 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	}
 
 	if (wait_pids_free(m, o->pid_wait, o->cancel_fd, err) < 0)
+		goto out;
+	/* --tcp-established: the peer of a connection may be in a tree restored
+	 * later; until every tree is back, their packets are dropped (not reset) */
+	if (m->n_tcp_conns > 0 && lock_connections(m, o, netlock, sizeof(netlock), err) < 0)
 		goto out;
 
 	/* the keeper watches the read end: when omrestore closes the write end
@@ -358,6 +396,8 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 			goto fail_kill;
 		}
 	}
+	if (netlock[0] && om_netlock_release(netlock, err) < 0)
+		goto fail_kill;
 	ret = 0;
 	goto out;
 

@@ -36,7 +36,11 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libzstd-dev zstd libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
       python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev
       libgnutls28-dev libnftables-dev uuid-dev libssl-dev libseccomp-dev
-      xz-utils iproute2 procps psmisc clang libclang-rt-14-dev clang-format python3 bc)
+      xz-utils iproute2 procps psmisc clang libclang-rt-14-dev clang-format python3 bc
+      # omckpt --tcp-established: the network lock (iptables is not used)
+      nftables
+      # tests/apps: the real applications and their clients
+      redis-server redis-tools sqlite3 gzip util-linux)
 
 missing=()
 for p in "${PKGS[@]}"; do

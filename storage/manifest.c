@@ -224,6 +224,18 @@ static int validate(const Om__Manifest *m, int status, om_error_t *err)
 		return invalid(err, status, "negative or non-finite duration");
 	if (m->n_trees > 0 && m->trees == NULL)
 		return invalid(err, status, "trees missing");
+	if (m->n_tcp_conns > 0 && m->tcp_conns == NULL)
+		return invalid(err, status, "tcp_conns missing");
+	for (size_t i = 0; i < m->n_tcp_conns; i++) {
+		const Om__TcpConn *c = m->tcp_conns[i];
+		if (c == NULL || !unknown_ok(&c->base))
+			return invalid(err, status, "tcp connection %zu is missing or bad", i);
+		if ((c->local_addr.len != 4 && c->local_addr.len != 16) || c->local_addr.len != c->remote_addr.len ||
+		    c->local_addr.data == NULL || c->remote_addr.data == NULL)
+			return invalid(err, status, "tcp connection %zu: bad address", i);
+		if (c->local_port == 0 || c->local_port > 65535 || c->remote_port == 0 || c->remote_port > 65535)
+			return invalid(err, status, "tcp connection %zu: bad port", i);
+	}
 
 	for (size_t i = 0; i < m->n_trees; i++) {
 		const Om__TreeEntry *t = m->trees[i];
@@ -506,6 +518,13 @@ void om_manifest_free_built(Om__Manifest *m)
 	for (size_t i = 0; i < m->n_trees; i++)
 		free_tree(m->trees[i]);
 	free(m->trees);
+	for (size_t i = 0; i < m->n_tcp_conns; i++) {
+		free(m->tcp_conns[i]->local_addr.data);
+		free(m->tcp_conns[i]->remote_addr.data);
+		free_unknown(&m->tcp_conns[i]->base);
+		free(m->tcp_conns[i]);
+	}
+	free(m->tcp_conns);
 	free_unknown(&m->base);
 	free(m);
 }

@@ -3,6 +3,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -117,6 +118,20 @@ static void print_human(FILE *out, const char *path, const Om__Manifest *m)
 	}
 	if (m->has_leave_running)
 		fprintf(out, "leave running:     %s\n", m->leave_running ? "yes" : "no");
+	if (m->has_tcp_established)
+		fprintf(out, "tcp established:   %s (%zu connection%s locked)\n", m->tcp_established ? "yes" : "no",
+			m->n_tcp_conns, m->n_tcp_conns == 1 ? "" : "s");
+	for (size_t i = 0; i < m->n_tcp_conns; i++) {
+		char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
+		const Om__TcpConn *c = m->tcp_conns[i];
+		int af = c->local_addr.len == 16 ? AF_INET6 : AF_INET;
+		if (!inet_ntop(af, c->local_addr.data, la, sizeof(la)) ||
+		    !inet_ntop(af, c->remote_addr.data, ra, sizeof(ra)))
+			continue;
+		fprintf(out, "  tcp connection:  %s%s%s:%" PRIu32 " <-> %s%s%s:%" PRIu32 "\n",
+			af == AF_INET6 ? "[" : "", la, af == AF_INET6 ? "]" : "", c->local_port,
+			af == AF_INET6 ? "[" : "", ra, af == AF_INET6 ? "]" : "", c->remote_port);
+	}
 	if (m->has_zstd_level)
 		fprintf(out, "zstd level:        %" PRId32 "\n", m->zstd_level);
 	if (m->has_freeze_seconds)
@@ -298,6 +313,9 @@ static void print_json(FILE *out, const char *path, const Om__Manifest *m, int v
 		fprintf(out, "%" PRIu32, m->from_group);
 	else
 		fputs("null", out);
+	fputs(",\"tcp_established\":", out);
+	fputs(m->has_tcp_established ? (m->tcp_established ? "true" : "false") : "null", out);
+	fprintf(out, ",\"tcp_connections\":%zu", m->n_tcp_conns);
 	fputs(",\"trees\":[", out);
 	for (size_t i = 0; i < m->n_trees; i++) {
 		const Om__TreeEntry *t = m->trees[i];

@@ -105,6 +105,21 @@ static Om__Manifest *sample_manifest(bool full)
 		m->has_total_seconds = true;
 		m->total_seconds = 1.5;
 		m->cgroup_backend = strdup("v2");
+		/* omckpt --tcp-established: one IPv4 connection */
+		static const uint8_t lo[4] = {127, 0, 0, 1};
+		Om__TcpConn *c = calloc(1, sizeof(*c));
+		om__tcp_conn__init(c);
+		c->local_addr.data = calloc(1, 16); /* room for the tests that lengthen them */
+		c->remote_addr.data = calloc(1, 16);
+		memcpy(c->local_addr.data, lo, 4);
+		memcpy(c->remote_addr.data, lo, 4);
+		c->local_addr.len = c->remote_addr.len = 4;
+		c->local_port = 6380;
+		c->remote_port = 54342;
+		m->tcp_conns = calloc(1, sizeof(*m->tcp_conns));
+		m->tcp_conns[m->n_tcp_conns++] = c;
+		m->has_tcp_established = true;
+		m->tcp_established = true;
 	}
 	om_error_release(&err);
 	return m;
@@ -192,6 +207,10 @@ static void test_codec(void)
 	       d->trees[0]->files[1]->sha256.data[31] == 2 + 31 && d->trees[0]->dump_seconds == 0.25 &&
 	       !strcmp(d->trees[1]->dir, "tree-5000"),
 	   "trees, processes and files round-trip");
+	ok(d && d->tcp_established && d->n_tcp_conns == 1 && d->tcp_conns[0]->local_addr.len == 4 &&
+	       d->tcp_conns[0]->remote_addr.data[0] == 127 && d->tcp_conns[0]->local_port == 6380 &&
+	       d->tcp_conns[0]->remote_port == 54342,
+	   "tcp_established and the TCP connections round-trip");
 	ok(d && om_manifest_encode(d, &buf2, &len2, &err) == 0 && len2 == len && !memcmp(buf, buf2, len),
 	   "re-encoding the decoded manifest gives the same bytes");
 	om_manifest_free(d);
@@ -339,6 +358,29 @@ static void test_codec(void)
 			free(f);
 		}
 		m->generation = 7;
+
+		Om__TcpConn *c = m->tcp_conns[0];
+		c->local_addr.len = 5;
+		{
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			ok(decode_fails(f, blen, "address"), "decode rejects a 5-byte TCP address");
+			free(f);
+		}
+		c->local_addr.len = 4;
+		c->remote_addr.len = 16; /* one end IPv4, the other IPv6 */
+		{
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			ok(decode_fails(f, blen, "address"), "decode rejects TCP addresses of two families");
+			free(f);
+		}
+		c->remote_addr.len = 4;
+		c->remote_port = 70000;
+		{
+			uint8_t *f = frame_manifest(m, 1, &blen);
+			ok(decode_fails(f, blen, "port"), "decode rejects TCP port 70000");
+			free(f);
+		}
+		c->remote_port = 54342;
 	}
 
 	/* fuzzer finding: protobuf-c reads "80 00" as field number 0 but cannot
