@@ -45,6 +45,11 @@ moving() {
 			status_ok "$1"
 			return
 		fi
+		# restored from an older generation: the file may still show the
+		# higher count written before the kill; count from the new value
+		if [ -n "$b" ] && { [ -z "$a" ] || [ "$b" -lt "$a" ]; }; then
+			a=$b
+		fi
 	done
 	diag "$1 stuck: $(cat "$W/$1" 2>/dev/null)"
 	diag "$(ss -tanoi "( sport = :$port or dport = :$port )")"
