@@ -65,14 +65,15 @@ static void usage(void)
 	       "  -l, --level N          zstd level (1-19, default 3)\n"
 	       "  -j, --threads N        zstd worker threads (default: one per CPU)\n"
 	       "  -t, --freeze-timeout S give up freezing after S seconds (default 10)\n"
-	       "      --lock-wait S      wait up to S seconds for another omckpt of the group\n"
+	       "      --lock-wait S      wait up to S seconds while another command holds the group\n"
 	       "  -C, --check            check what a checkpoint needs here (CRIU, cgroup\n"
 	       "                         freezer, writable store) and report; no group is touched\n"
 	       "  -q, --quiet            print nothing on success\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n\n"
 	       "Exit status: 0 ok, 1 failure, 2 usage, 3 unknown or empty group / no such PID,\n"
-	       "4 store not writable, 5 CRIU failed, 6 another omckpt holds the group.\n",
+	       "4 store not writable, 5 CRIU failed, 6 another command (omckpt, omrestore, joingroup,\n"
+	       "resetgroup, omrun) holds the group.\n",
 	       prog, prog);
 }
 
@@ -154,6 +155,8 @@ int main(int argc, char **argv)
 		return check_node(o.store, &err) < 0 ? om_cli_fail(prog, &err) : 0;
 	if ((o.group == 0) == (o.pid == 0))
 		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
+	/* fault injection for the tests (like CRIU's --fault); the library never reads the environment */
+	o.fault = getenv("OM_FAULT");
 	struct run_args a = {&o, &r};
 	int rc = om_cli_run_held(prog, run, &a);
 	if (rc != OM_EXIT_OK)

@@ -54,17 +54,21 @@ static void usage(void)
 	       "                        /etc/omtools/omtools.conf, /var/lib/omtools/store)\n"
 	       "  -w, --work-dir DIR    local scratch for decompressed images\n"
 	       "  -W, --pid-wait S      wait up to S seconds for taken PIDs to be freed (default 3)\n"
+	       "      --lock-wait S     wait up to S seconds while another command holds the group\n"
 	       "  -q, --quiet           print nothing on success\n"
 	       "  -h, --help            show this help\n"
 	       "  -V, --version         show the version\n\n"
 	       "Exit status: 0 ok, 1 failure, 2 usage, 3 no such generation, 4 corrupt or\n"
-	       "unreadable store, 5 CRIU failed, 6 a PID is taken or another omrestore of it runs here.\n",
+	       "unreadable store, 5 CRIU failed, 6 a PID is taken or another command holds the group\n"
+	       "(omckpt, omrestore, joingroup, resetgroup, omrun).\n",
 	       prog, prog);
 }
 
 int main(int argc, char **argv)
 {
+	enum { OPT_LOCK_WAIT = 256 };
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
+					     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
 					     {"pid", required_argument, NULL, 'p'},
 					     {"generation", required_argument, NULL, 'G'},
 					     {"store", required_argument, NULL, 's'},
@@ -105,6 +109,11 @@ int main(int argc, char **argv)
 			if (om_parse_uint(optarg, 3600, &v) < 0)
 				return om_cli_usage_error(prog, "--pid-wait must be seconds");
 			o.pid_wait = (double)v;
+			break;
+		case OPT_LOCK_WAIT:
+			if (om_parse_uint(optarg, 86400, &v) < 0)
+				return om_cli_usage_error(prog, "--lock-wait must be seconds");
+			o.lock_wait = (double)v;
 			break;
 		case 'q':
 			quiet = true;

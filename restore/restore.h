@@ -15,6 +15,7 @@ struct om_restore_opts {
 	const char *workdir;
 	uint64_t generation; /* 0: newest complete */
 	double pid_wait;     /* how long to wait for a taken PID to become free (s) */
+	double lock_wait;    /* how long to wait for the group's lock (s) */
 };
 
 struct om_restore_result {
