@@ -764,6 +764,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	ret = 0;
 out:
 	if (ret < 0) {
+		om_ckpt_result_release(res); /* the caller releases a result only on success */
 		if (o->group)
 			om_error_wrap(err, "checkpoint miggroup %lu", o->group);
 		else
