@@ -6,7 +6,8 @@
 # resetgroup, joingroup, omrestore) finishes the kill instead of thawing. An
 # omckpt killed before the rename leaves a group that is thawed as before.
 # Faults are injected with OM_FAULT (ckpt-after-commit, ckpt-before-commit,
-# ckpt-commit-fails-after-rename); both backends.
+# ckpt-commit-fails-after-rename); both backends. Also a tree checkpointed by
+# PID in no group (its PID lock carries the intent).
 set -u
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -111,6 +112,29 @@ for cg in v2 v1; do
 	ok "[$cg] ... x runs" advancing x
 	finish_ok x
 	rm -f "$RUNDIR/intent-group-$G.om"
+
+	# 7. omckpt -p of a tree in no group, killed after publishing: its PID lock
+	# carries the intent; joingroup of the frozen root finishes the kill
+	start_plain_worker lone --mem 8 --children 1
+	ok "[$cg] a worker in no group" wait_ready lone
+	lroot=${WPID[lone]}
+	lpids=$(pids_of lone | tr '\n' ' ')
+	run env OM_FAULT=ckpt-after-commit "$OMCKPT" -p "$lroot"
+	is "$RC" 137 "[$cg] omckpt -p killed right after publishing"
+	ok "[$cg] ... its intent is left under the PID's lock" test -e "$RUNDIR/intent-pid-$lroot.om"
+	ok "[$cg] ... the tree is left frozen" not advancing lone
+	check_rc 3 "[$cg] joingroup of the frozen root finishes the kill (the process is gone: exit 3)" \
+		"$JOINGROUP" "$lroot" "$G"
+	# shellcheck disable=SC2086
+	ok "[$cg] ... the tree is stopped, not thawed" all_gone 10 $lpids
+	ok "[$cg] ... no intent is left" test ! -e "$RUNDIR/intent-pid-$lroot.om"
+	reap "$lroot"
+	# shellcheck disable=SC2086
+	pids_free 15 $lpids
+	check "[$cg] omrestore -p $lroot brings it back" "$OMRESTORE" -p "$lroot"
+	ok "[$cg] ... and it runs" advancing lone
+	finish_ok lone
+	rm -f "$RUNDIR/intent-pid-$lroot.om"
 done
 
 done_testing
