@@ -36,6 +36,7 @@ int main(int argc, char **argv)
 	unsigned long g, v;
 	double lock_wait = 0;
 	cleanup_close int lock_fd = -1;
+	struct om_locks held = {NULL, NULL, 0};
 	bool quiet = false;
 	int c, npids;
 
@@ -79,8 +80,7 @@ int main(int argc, char **argv)
 	}
 	int rc = 0;
 	for (int i = 0; i < npids; i++) {
-		cleanup_close int from_fd = -1; /* the group pids[i] leaves, held while it moves */
-		if (om_lock_holder_of(&cg, pids[i], g, lock_wait, &from_fd, &err) < 0 ||
+		if (om_locks_take_sources(&cg, pids[i], g, lock_wait, &held, &err) < 0 ||
 		    om_group_join(&cg, g, pids[i], NULL, &err) < 0) {
 			rc = om_cli_fail(prog, &err);
 			continue;
@@ -93,5 +93,6 @@ int main(int argc, char **argv)
 		}
 	}
 	free(pids);
+	om_locks_release(&held);
 	return rc;
 }

@@ -60,23 +60,93 @@ int om_pid_lock(const struct om_cg *cg, pid_t pid, double wait_s, int *fd, om_er
 	return 0;
 }
 
-int om_lock_holder_of(const struct om_cg *cg, pid_t pid, unsigned long except, double wait_s, int *fd, om_error_t *err)
+int om_lock_name_of(const struct om_cg *cg, pid_t pid, unsigned long except, char *name, size_t size)
 {
 	char rel[PATH_MAX];
 	unsigned long g;
 	pid_t owner;
 	om_error_t tmp = NULL;
 
-	*fd = -1;
 	if (om_cg_proc_path(cg, pid, rel, &tmp) < 0) {
 		om_error_release(&tmp); /* no such process: the caller says so */
 		return 0;
 	}
-	if (sscanf(rel, "/omtools/g%lu", &g) == 1)
-		return g == except ? 0 : om_group_lock(cg, g, wait_s, fd, err);
-	if (sscanf(rel, "/omtools/p%d", &owner) == 1)
-		return om_pid_lock(cg, owner, wait_s, fd, err);
+	if (sscanf(rel, "/omtools/g%lu", &g) == 1) {
+		if (g == except)
+			return 0;
+		om_group_lock_name(g, name, size);
+		return 1;
+	}
+	if (sscanf(rel, "/omtools/p%d", &owner) == 1) {
+		om_pid_lock_name(owner, name, size);
+		return 1;
+	}
 	return 0;
+}
+
+int om_lock_named(const struct om_cg *cg, const char *name, double wait_s, int *fd, om_error_t *err)
+{
+	unsigned long id;
+	int pid;
+
+	if (sscanf(name, "group-%lu", &id) == 1)
+		return om_group_lock(cg, id, wait_s, fd, err);
+	if (sscanf(name, "pid-%d", &pid) == 1)
+		return om_pid_lock(cg, (pid_t)pid, wait_s, fd, err);
+	return om_make_error(err, EINVAL, "no lock named `%s`", name);
+}
+
+int om_locks_take_sources(const struct om_cg *cg, pid_t pid, unsigned long except, double wait_s, struct om_locks *h,
+			  om_error_t *err)
+{
+	cleanup_free pid_t *desc = NULL;
+	size_t nd = 0;
+	om_error_t tmp = NULL;
+
+	if (om_proc_descendants(pid, &desc, &nd, &tmp) < 0) {
+		om_error_release(&tmp); /* no such process: the join says so */
+		return 0;
+	}
+	for (size_t i = 0; i < nd; i++) {
+		char name[64];
+		bool have = false;
+		int fd = -1, *nfd;
+		char(*nname)[64];
+
+		if (om_lock_name_of(cg, desc[i], except, name, sizeof(name)) != 1)
+			continue;
+		for (size_t k = 0; k < h->n && !have; k++)
+			have = strcmp(h->name[k], name) == 0;
+		if (have)
+			continue;
+		if (om_lock_named(cg, name, wait_s, &fd, err) < 0)
+			return -1;
+		nfd = realloc(h->fd, (h->n + 1) * sizeof(*nfd));
+		if (nfd)
+			h->fd = nfd;
+		nname = realloc(h->name, (h->n + 1) * sizeof(*nname));
+		if (nname)
+			h->name = nname;
+		if (nfd == NULL || nname == NULL) {
+			close(fd);
+			return om_make_error(err, ENOMEM, "lock");
+		}
+		h->fd[h->n] = fd;
+		snprintf(h->name[h->n], sizeof(h->name[h->n]), "%s", name);
+		h->n++;
+	}
+	return 0;
+}
+
+void om_locks_release(struct om_locks *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		close(h->fd[i]);
+	free(h->fd);
+	free(h->name);
+	h->fd = NULL;
+	h->name = NULL;
+	h->n = 0;
 }
 
 static void put_le32(uint8_t *p, uint32_t v)

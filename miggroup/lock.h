@@ -30,10 +30,27 @@ int om_group_lock(const struct om_cg *cg, unsigned long id, double wait_s, int *
 /* The same for a process tree checkpointed by PID while in no group. */
 int om_pid_lock(const struct om_cg *cg, pid_t pid, double wait_s, int *fd, om_error_t *err);
 
-/* Lock whatever holds pid now, unless it is miggroup `except`: its miggroup,
- * or the PID lock of an omckpt -p that moved it into a temporary leaf. *fd is
- * -1 when pid is in neither. */
-int om_lock_holder_of(const struct om_cg *cg, pid_t pid, unsigned long except, double wait_s, int *fd, om_error_t *err);
+/* The name of the lock that covers pid now, unless it is miggroup `except`:
+ * its miggroup's ("group-<G>"), or the PID lock of an omckpt -p that moved it
+ * into a temporary leaf ("pid-<PID>"). 1 when there is one, 0 when pid is in
+ * neither (or gone). */
+int om_lock_name_of(const struct om_cg *cg, pid_t pid, unsigned long except, char *name, size_t size);
+/* om_group_lock or om_pid_lock by lock name. */
+int om_lock_named(const struct om_cg *cg, const char *name, double wait_s, int *fd, om_error_t *err);
+
+/* Locks held together (joingroup). */
+struct om_locks {
+	int *fd;
+	char (*name)[64];
+	size_t n;
+};
+/* Take the lock of every group pid and its descendants are in (but
+ * `except`), and the PID lock of an omckpt -p holding one of them in its
+ * temporary leaf, each once into h: nothing a checkpoint holds frozen is
+ * moved. A process that is gone is skipped (the caller reports it). */
+int om_locks_take_sources(const struct om_cg *cg, pid_t pid, unsigned long except, double wait_s, struct om_locks *h,
+			  om_error_t *err);
+void om_locks_release(struct om_locks *h);
 
 /* Lock names: "group-<G>" / "pid-<PID>" (also the intent's name). */
 void om_group_lock_name(unsigned long id, char *out, size_t size);

@@ -3,7 +3,8 @@
 # t71-group-lock.sh — one lock per group and node: while an omckpt holds a
 # group frozen (OM_FAULT=ckpt-pause-frozen), resetgroup, joingroup (into the
 # group and out of it), omckpt -g / -p, omrun and omrestore of the group exit
-# 6 naming the holder, and nothing of the group is thawed or moved; with
+# 6 naming the holder, and nothing of the group is thawed or moved (joingroup
+# of a process outside the group whose child is a member, too); with
 # --lock-wait they wait for it. Also: the scratch sweep and the scratch
 # directory are done before the freeze, not inside it. Both backends.
 set -u
@@ -39,6 +40,21 @@ for cg in v2 v1; do
 	check "[$cg] a first generation" "$OMCKPT" --leave-running -g "$G"
 	start_plain_worker out --mem 8 --children 1
 	ok "[$cg] a worker outside the group" wait_ready out
+	# a process outside the group whose child is a member (its own tree in $G)
+	setsid bash -c 'sleep 1000 & wait' </dev/null >/dev/null 2>&1 &
+	par=$!
+	track_pid "$par"
+	for _ in $(seq 100); do
+		kid=$(cat /proc/"$par"/task/*/children 2>/dev/null | tr -d ' ')
+		[ -n "$kid" ] && break
+		sleep 0.05
+	done
+	track_pid "$kid"
+	check "[$cg] the child $kid of an outside process joins $G" "$JOINGROUP" "$kid" "$G"
+	g_main=$G
+	new_group
+	G2=$G
+	G=$g_main
 
 	# the raw images a killed omckpt left: swept before the freeze
 	dead=$(free_pid)
@@ -58,6 +74,7 @@ for cg in v2 v1; do
 	busy "[$cg] resetgroup $G" "$RESETGROUP" "$G"
 	busy "[$cg] joingroup (outside worker) $G" "$JOINGROUP" "${WPID[out]}" "$G"
 	busy "[$cg] joingroup (member of $G) 0" "$JOINGROUP" "$xroot" 0
+	busy "[$cg] joingroup of a process whose child is in $G, into $G2" "$JOINGROUP" "$par" "$G2"
 	busy "[$cg] omckpt -g $G" "$OMCKPT" -g "$G"
 	busy "[$cg] omckpt -p (root of x)" "$OMCKPT" --leave-running -p "$xroot"
 	busy "[$cg] omrun -g $G" "$OMRUN" -g "$G" -- sleep 100
@@ -68,6 +85,8 @@ for cg in v2 v1; do
 	# shellcheck disable=SC2086
 	ok "[$cg] ... and all are in the group" eval 'for p in $before; do in_cgroup $p || exit 1; done'
 	ok "[$cg] the outside worker was not moved in" not in_cgroup "${WPID[out]}"
+	ok "[$cg] the member child $kid was not moved out" in_cgroup "$kid"
+	ok "[$cg] ... nor its parent into $G2" not in_cgroup "$par" "$G2"
 
 	check "[$cg] resetgroup --lock-wait 60 waits for the omckpt" "$RESETGROUP" --lock-wait 60 "$G"
 	wait $holder
@@ -79,6 +98,8 @@ for cg in v2 v1; do
 	check "[$cg] omckpt after the lock was released" "$OMCKPT" --leave-running -g "$G"
 	finish_ok x
 	finish_ok out
+	kill "$kid" "$par" 2>/dev/null
+	reap "$par"
 done
 
 done_testing
