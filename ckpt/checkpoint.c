@@ -3,6 +3,7 @@
 #include "om-criu.h"
 #include "group.h"
 #include "netlock.h"
+#include "lock.h"
 #include "proc.h"
 #include "store.h"
 #include "util.h"
@@ -39,6 +40,14 @@ struct ckpt_ctx {
 	bool keep_netlock; /* migrated: the lock stays until the restore */
 	int *repair_fds;   /* the group's sockets in repair mode, closed after the kill */
 	size_t n_repair_fds;
+	int lock_fd;	   /* the node lock of the group (or of the PID) */
+	int pid_lock_fd;   /* omckpt -p: the lock of the PID */
+	char lockname[64]; /* its name, also the name of the intent */
+	bool intent;	   /* an intent is written: publishing has started */
+	bool published;	   /* the generation is published: never thaw */
+	pid_t *st_pid;	   /* the processes of the cut with their start times (intent) */
+	unsigned long long *st_start;
+	size_t n_st;
 };
 
 /* The cleanup of a checkpoint: thaws a group still frozen, moves processes of
@@ -51,10 +60,14 @@ static void ctx_release(struct ckpt_ctx *c)
 	if (c->netlock[0] && !c->keep_netlock && om_netlock_release(c->netlock, &tmp) < 0)
 		om_error_release(&tmp);
 	free(c->conns);
-	if (c->g.frozen)
+	if (c->intent && !c->published) { /* not published: the intent goes before the thaw */
+		if (om_intent_remove(c->lockname, &tmp) < 0)
+			om_error_release(&tmp);
+	}
+	if (c->g.frozen && !c->published)
 		om_group_thaw(&c->g, &tmp);
 	om_error_release(&tmp);
-	if (c->tmpleaf[0]) { /* processes of omckpt -p that keep running go back where they were */
+	if (c->tmpleaf[0] && !c->published) { /* processes of omckpt -p that keep running go back where they were */
 		cleanup_free pid_t *left = NULL;
 		size_t n = 0;
 		if (om_cg_procs(c->tmpleaf, &left, &n, &tmp) < 0)
@@ -82,6 +95,19 @@ static void ctx_release(struct ckpt_ctx *c)
 	om_group_release(&c->g);
 	if (c->m)
 		om_manifest_free_built(c->m);
+	free(c->st_pid);
+	free(c->st_start);
+	if (c->pid_lock_fd >= 0)
+		close(c->pid_lock_fd);
+	if (c->lock_fd >= 0) /* last: the group is left as it should be */
+		close(c->lock_fd);
+}
+
+/* Is fault `name` injected (o->fault is "name" or "name:ARG")? */
+static bool fault(const struct om_ckpt_opts *o, const char *name)
+{
+	size_t n = strlen(name);
+	return o->fault && strncmp(o->fault, name, n) == 0 && (o->fault[n] == '\0' || o->fault[n] == ':');
 }
 
 /* omckpt -p PID: find or make the leaf cgroup of PID's tree. */
@@ -95,9 +121,22 @@ static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
 
 	if (om_pid_state(pid) != OM_PID_ALIVE)
 		return om_make_error(err, ESRCH, "process %d", (int)pid);
+	/* the PID's own lock (one omckpt -p PID), then its group's, if any */
+	if (om_pid_lock(&c->cg, pid, c->o->lock_wait, &c->pid_lock_fd, err) < 0)
+		return -1;
+	om_pid_lock_name(pid, c->lockname, sizeof(c->lockname));
 	if (om_cg_locate(&c->cg, pid, &g, &t, err) < 0)
 		return -1;
 	if (g != 0) {
+		unsigned long g2;
+		if (om_group_lock(&c->cg, g, c->o->lock_wait, &c->lock_fd, err) < 0)
+			return -1;
+		om_group_lock_name(g, c->lockname, sizeof(c->lockname));
+		if (om_cg_locate(&c->cg, pid, &g2, &t, err) < 0)
+			return -1;
+		if (g2 != g)
+			return om_make_error(err, EWOULDBLOCK, "process %d moved from miggroup %lu meanwhile", (int)pid,
+					     g);
 		if (om_group_normalize(&c->cg, g, err) < 0 || om_group_load(&c->cg, g, &c->g, err) < 0)
 			return -1;
 		if (om_group_keep_tree(&c->g, pid) < 0)
@@ -147,24 +186,60 @@ static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
 	return 0;
 }
 
-/* After the freeze: every process of each tree must be in the tree's leaf. */
+static int cmp_member_pid(const void *key, const void *elem)
+{
+	pid_t k = *(const pid_t *)key, p = ((const struct om_member *)elem)->pid;
+	return (k > p) - (k < p);
+}
+
+static int cmp_member_sort(const void *a, const void *b)
+{
+	pid_t x = ((const struct om_member *)a)->pid, y = ((const struct om_member *)b)->pid;
+	return (x > y) - (x < y);
+}
+
+static bool tree_has(const struct om_tree *t, pid_t pid)
+{
+	return bsearch(&pid, t->members, t->n_members, sizeof(*t->members), cmp_member_pid) != NULL;
+}
+
+/* After the freeze: every process of each tree must be in the tree's leaf. A
+ * child that exited and was not reaped yet (a zombie) is in no cgroup: it is
+ * part of its parent's tree, and CRIU dumps and restores it as a zombie. */
 static int check_trees_whole(struct ckpt_ctx *c, om_error_t *err)
 {
 	for (size_t i = 0; i < c->g.n_trees; i++) {
 		struct om_tree *t = &c->g.trees[i];
 		cleanup_free pid_t *desc = NULL;
-		size_t nd = 0;
+		size_t nd = 0, before = t->n_members;
 
 		if (om_proc_descendants(t->root, &desc, &nd, err) < 0)
 			return om_error_wrap(err, "tree %d", (int)t->root);
 		for (size_t j = 0; j < nd; j++) {
-			bool found = false;
-			for (size_t k = 0; k < t->n_members && !found; k++)
-				found = t->members[k].pid == desc[j];
-			if (!found) {
+			struct om_proc p;
+			om_error_t tmp = NULL;
+
+			if (tree_has(t, desc[j]))
+				continue;
+			if (om_proc_read(desc[j], &p, false, &tmp) == 0 && (p.state == 'Z' || p.state == 'X') &&
+			    tree_has(t, p.ppid)) {
+				struct om_member *nm = realloc(t->members, (t->n_members + 1) * sizeof(*nm));
+				if (nm == NULL) {
+					om_proc_release(&p);
+					return om_make_error(err, ENOMEM, "tree %d", (int)t->root);
+				}
+				t->members = nm;
+				t->members[t->n_members++] = (struct om_member){
+				    .pid = p.pid, .ppid = p.ppid, .state = 'Z', .cmdline = om_steal_ptr(p.cmdline)};
+				om_proc_release(&p);
+				continue;
+			}
+			if (tmp == NULL)
+				om_proc_release(&p);
+			om_error_release(&tmp);
+			{
 				unsigned long g = 0;
 				pid_t tr = 0;
-				om_error_t tmp = NULL;
 				om_cg_locate(&c->cg, desc[j], &g, &tr, &tmp);
 				om_error_release(&tmp);
 				return om_make_error(err, 0,
@@ -174,13 +249,21 @@ static int check_trees_whole(struct ckpt_ctx *c, om_error_t *err)
 						     g ? g : 0UL);
 			}
 		}
+		if (t->n_members != before)
+			qsort(t->members, t->n_members, sizeof(*t->members), cmp_member_sort);
 	}
 	return 0;
 }
 
+static int cmp_pid_t(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	return (x > y) - (x < y);
+}
+
 /* A terminal whose master side lives outside the tree cannot be dumped by
  * CRIU; say so in the administrator's terms before CRIU does in its own. */
-static int check_no_foreign_tty(struct ckpt_ctx *c, om_error_t *err)
+static int check_no_foreign_tty(struct ckpt_ctx *c, const pid_t *seen, size_t n_seen, om_error_t *err)
 {
 	for (size_t i = 0; i < c->g.n_trees; i++) {
 		struct om_tree *t = &c->g.trees[i];
@@ -194,6 +277,9 @@ static int check_no_foreign_tty(struct ckpt_ctx *c, om_error_t *err)
 			DIR *d;
 			struct dirent *de;
 
+			if (t->members[j].state == 'Z' ||
+			    (n_seen && bsearch(&t->members[j].pid, seen, n_seen, sizeof(pid_t), cmp_pid_t)))
+				continue; /* checked before the freeze */
 			snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)t->members[j].pid);
 			d = opendir(dir);
 			if (d == NULL)
@@ -232,13 +318,19 @@ static int check_no_foreign_tty(struct ckpt_ctx *c, om_error_t *err)
 	return 0;
 }
 
-static Om__ProcEntry *proc_entry(pid_t pid, om_error_t *err)
+static Om__ProcEntry *proc_entry(pid_t pid, bool zombie, unsigned long long *start, om_error_t *err)
 {
 	struct om_proc p;
 	Om__ProcEntry *e;
 
-	if (om_proc_read(pid, &p, true, err) < 0)
+	if (om_proc_read(pid, &p, !zombie, err) < 0)
 		return NULL;
+	*start = p.starttime;
+	if (zombie) { /* its one thread is gone: CRIU restores the PID */
+		p.tids = malloc(sizeof(pid_t));
+		if (p.tids)
+			p.tids[p.n_tids++] = pid;
+	}
 	e = calloc(1, sizeof(*e));
 	if (e == NULL) {
 		om_proc_release(&p);
@@ -249,6 +341,8 @@ static Om__ProcEntry *proc_entry(pid_t pid, om_error_t *err)
 	e->pid = p.pid;
 	e->ppid = p.ppid;
 	e->comm = strdup(p.comm);
+	e->has_zombie = zombie;
+	e->zombie = zombie;
 	e->cmdline = om_steal_ptr(p.cmdline);
 	e->n_tids = p.n_tids;
 	e->tids = calloc(p.n_tids ? p.n_tids : 1, sizeof(int32_t));
@@ -300,7 +394,9 @@ static int build_manifest(struct ckpt_ctx *c, char *criu_ver, om_error_t *err)
 	if (!m->node || !m->kernel || !m->criu_version || !m->omtools_version || !m->cgroup_backend)
 		return om_make_error(err, ENOMEM, "build manifest");
 	m->trees = calloc(c->g.n_trees, sizeof(Om__TreeEntry *));
-	if (m->trees == NULL)
+	c->st_pid = calloc(om_group_count(&c->g) + 1, sizeof(*c->st_pid));
+	c->st_start = calloc(om_group_count(&c->g) + 1, sizeof(*c->st_start));
+	if (m->trees == NULL || c->st_pid == NULL || c->st_start == NULL)
 		return om_make_error(err, ENOMEM, "build manifest");
 	for (size_t i = 0; i < c->g.n_trees; i++) {
 		struct om_tree *t = &c->g.trees[i];
@@ -317,10 +413,14 @@ static int build_manifest(struct ckpt_ctx *c, char *criu_ver, om_error_t *err)
 		if (te->dir == NULL || te->procs == NULL)
 			return om_make_error(err, ENOMEM, "build manifest");
 		for (size_t j = 0; j < t->n_members; j++) {
-			Om__ProcEntry *pe = proc_entry(t->members[j].pid, err);
+			bool zombie = t->members[j].state == 'Z';
+			unsigned long long start = 0;
+			Om__ProcEntry *pe = proc_entry(t->members[j].pid, zombie, &start, err);
 			if (pe == NULL)
 				return om_error_wrap(err, "tree %d", (int)t->root);
 			te->procs[te->n_procs++] = pe;
+			c->st_pid[c->n_st] = pe->pid;
+			c->st_start[c->n_st++] = start;
 		}
 	}
 	return 0;
@@ -355,6 +455,7 @@ static int reload_frozen(struct ckpt_ctx *c, om_error_t *err)
 		m = calloc(n ? n : 1, sizeof(*m));
 		if (m == NULL)
 			return om_make_error(err, ENOMEM, "checkpoint %d", (int)c->o->pid);
+		om_pids_sort(procs, n);
 		for (size_t i = 0; i < n; i++)
 			m[i].pid = procs[i];
 		free(t->members);
@@ -481,19 +582,59 @@ static int lock_connections(struct ckpt_ctx *c, om_error_t *err)
 	return 0;
 }
 
+/* The intent of a migration, written before the generation is published:
+ * whoever takes the lock after an interrupted omckpt stops these processes
+ * when the generation was published, and thaws them when it was not. */
+static int write_intent(struct ckpt_ctx *c, const struct om_store *st, const char *kind, unsigned long id,
+			const struct om_gen_writer *w, om_error_t *err)
+{
+	Om__Intent in = OM__INTENT__INIT;
+	cleanup_free char *tmp_dir = NULL;
+	cleanup_free char *id_dir = NULL;
+	cleanup_free char **leaves = calloc(c->g.n_trees + 1, sizeof(char *));
+	cleanup_free Om__IntentProc *procs = calloc(c->n_st + 1, sizeof(*procs));
+	cleanup_free Om__IntentProc **pp = calloc(c->n_st + 1, sizeof(*pp));
+
+	id_dir = om_strdup_printf("%s/%s/%lu", st->path, kind, id);
+	tmp_dir = om_strdup_printf("%s/%s", id_dir ? id_dir : "", om_gen_writer_tmp_name(w));
+	if (!leaves || !procs || !pp || !tmp_dir || !id_dir || om_gen_writer_tmp_name(w) == NULL)
+		return om_make_error(err, ENOMEM, "write intent");
+	in.kind = (char *)kind;
+	in.id = id;
+	in.omckpt_pid = (int32_t)getpid();
+	in.tmp_dir = tmp_dir;
+	in.id_dir = id_dir;
+	for (size_t i = 0; i < c->g.n_trees; i++)
+		leaves[in.n_leaves++] = c->g.trees[i].cgpath;
+	in.leaves = leaves;
+	in.has_tmp_leaf = true;
+	in.tmp_leaf = c->tmpleaf[0] != '\0';
+	for (size_t i = 0; i < c->n_st; i++) {
+		om__intent_proc__init(&procs[i]);
+		procs[i].pid = c->st_pid[i];
+		procs[i].start_time = c->st_start[i];
+		pp[in.n_procs++] = &procs[i];
+	}
+	in.procs = pp;
+	if (om_intent_write(c->lockname, &in, err) < 0)
+		return -1;
+	c->intent = true;
+	return 0;
+}
+
 int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_error_t *err)
 {
-	__attribute__((cleanup(ctx_release))) struct ckpt_ctx c = {0};
+	__attribute__((cleanup(ctx_release))) struct ckpt_ctx c = {.lock_fd = -1, .pid_lock_fd = -1};
 	struct om_store st = {.path = NULL, .fd = -1};
 	struct om_gen_writer *w = NULL;
 	cleanup_free char *store_path = NULL;
-	cleanup_close int lock_fd = -1;
-	char lockname[64];
+	cleanup_free pid_t *seen = NULL;
+	size_t n_seen = 0;
 	const char *kind = o->group ? "groups" : "pids";
 	unsigned long id = o->group ? o->group : (unsigned long)o->pid;
 	char criu_ver[32];
 	double t0 = om_now(), tfreeze, tdump = 0;
-	int ret = -1;
+	int ret = -1, rc;
 	int workers = o->zstd_workers > 0 ? o->zstd_workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 
 	memset(res, 0, sizeof(*res));
@@ -506,16 +647,13 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 			    sizeof(criu_ver), err) < 0)
 		return -1;
 
-	/* one omckpt per group and node: then a leaf found frozen now was left
-	 * so by an omckpt that was killed, and is thawed before we start */
-	snprintf(lockname, sizeof(lockname), "ckpt-%s-%lu", kind, id);
-	if (om_node_lock(lockname, &lock_fd, err) < 0) {
-		if ((*err)->status == EWOULDBLOCK)
-			om_make_error(err, EWOULDBLOCK, "another omckpt of %s %lu is running on this node",
-				      o->group ? "miggroup" : "PID", id);
-		goto out;
-	}
+	/* the group's node lock: no other command changes the group while we
+	 * hold it, and what an interrupted omckpt left is finished first; then
+	 * a leaf found frozen now is a stale freeze, thawed before we start */
 	if (o->group) {
+		if (om_group_lock(&c.cg, o->group, o->lock_wait, &c.lock_fd, err) < 0)
+			goto out;
+		om_group_lock_name(o->group, c.lockname, sizeof(c.lockname));
 		if (!om_group_exists(&c.cg, o->group)) {
 			om_make_error(err, OM_ENOTFOUND, "unknown miggroup %lu", o->group);
 			goto out;
@@ -527,7 +665,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 			om_make_error(err, OM_ENOTFOUND, "miggroup %lu has no members", o->group);
 			goto out;
 		}
-	} else if (prepare_single(&c, err) < 0)
+	} else if (prepare_single(&c, err) < 0 || (c.tmpleaf[0] && reload_frozen(&c, err) < 0))
 		goto out;
 
 	/* the store must take the generation before anything is frozen */
@@ -547,23 +685,40 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		goto out;
 	}
 
+	/* everything that does not need the cut is done before the freeze: the
+	 * scratch directory, the sweep of what killed runs left, the terminal check */
+	om_workdir_sweep(om_workdir(o->workdir));
+	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/ckpt-%s%lu-%d", om_workdir(o->workdir), o->group ? "g" : "p",
+		 id, (int)getpid());
+	if (om_rm_rf_at(AT_FDCWD, c.scratch, err) < 0 || om_mkdir_p(c.scratch, 0700, err) < 0)
+		goto out;
+	for (size_t i = 0; i < c.g.n_trees; i++) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%.3000s/tree-%d/img", c.scratch, (int)c.g.trees[i].root);
+		if (om_mkdir_p(dir, 0700, err) < 0)
+			goto out;
+	}
+	if (check_no_foreign_tty(&c, NULL, 0, err) < 0 || om_group_pids(&c.g, &seen, &n_seen, err) < 0)
+		goto out;
+
 	/* the consistent cut */
 	tfreeze = om_now();
 	if (om_group_freeze(&c.g, o->freeze_timeout > 0 ? o->freeze_timeout : 10, o->cancel_fd, err) < 0)
 		goto out;
 	if (reload_frozen(&c, err) < 0)
 		goto out;
-	if (check_trees_whole(&c, err) < 0 || check_no_foreign_tty(&c, err) < 0 ||
+	if (check_trees_whole(&c, err) < 0 || check_no_foreign_tty(&c, seen, n_seen, err) < 0 ||
 	    build_manifest(&c, criu_ver, err) < 0)
 		goto out;
 	if (o->tcp_established && lock_connections(&c, err) < 0)
 		goto out;
+	if (fault(o, "ckpt-pause-frozen")) { /* tests: hold the group frozen a while */
+		unsigned long secs = 10;
+		if (o->fault[strlen("ckpt-pause-frozen")] == ':')
+			(void)om_parse_uint(o->fault + strlen("ckpt-pause-frozen") + 1, 60, &secs);
+		om_sleep_ms((long)secs * 1000);
+	}
 
-	om_workdir_sweep(om_workdir(o->workdir));
-	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/ckpt-%s%lu-%d", om_workdir(o->workdir), o->group ? "g" : "p",
-		 id, (int)getpid());
-	if (om_rm_rf_at(AT_FDCWD, c.scratch, err) < 0 || om_mkdir_p(c.scratch, 0700, err) < 0)
-		goto out;
 	for (size_t i = 0; i < c.g.n_trees; i++) {
 		struct om_tree *t = &c.g.trees[i];
 		char dir[PATH_MAX], img[PATH_MAX + 8];
@@ -573,7 +728,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 
 		snprintf(dir, sizeof(dir), "%.3000s/tree-%d", c.scratch, (int)t->root);
 		snprintf(img, sizeof(img), "%s/img", dir);
-		if (om_mkdir_p(img, 0700, err) < 0)
+		if (om_mkdir_p(img, 0700, err) < 0) /* a tree that appeared at the reload */
 			goto out;
 		for (size_t j = 0; j < t->n_members; j++)
 			rss += om_proc_rss_bytes(t->members[j].pid);
@@ -628,11 +783,27 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	c.m->freeze_seconds = o->leave_running ? res->freeze_seconds : om_now() - tfreeze;
 	c.m->has_total_seconds = true;
 	c.m->total_seconds = om_now() - t0;
-	if (om_gen_commit(w, c.m, &res->generation, err) < 0) {
+	/* a migration: record the intent before the rename publishes the generation */
+	if (!o->leave_running && write_intent(&c, &st, kind, id, w, err) < 0)
+		goto out;
+	if (fault(o, "ckpt-before-commit"))
+		raise(SIGKILL);
+	rc = om_gen_commit(w, c.m, &res->generation, err);
+	if (rc == 0 && fault(o, "ckpt-commit-fails-after-rename"))
+		rc = om_make_error(err, EIO, "commit: injected fault after the rename (OM_FAULT)");
+	if (rc < 0 && res->generation == 0) { /* not published: no intent, thaw, no generation */
+		om_error_t tmp = NULL;
+		if (om_intent_remove(c.lockname, &tmp) == 0) /* before the temporary generation goes */
+			c.intent = false;
+		om_error_release(&tmp);
 		om_error_set_exit(err, OM_EXIT_STORE);
 		goto out;
 	}
-	/* published: from here on the group is the store's */
+	/* published (even if the commit failed after its rename): from here on
+	 * the group is the store's and never runs here again */
+	c.published = !o->leave_running;
+	if (fault(o, "ckpt-after-commit"))
+		raise(SIGKILL);
 	res->path = om_strdup_printf("%s/%s/%lu/gen-%llu", st.path, kind, id, (unsigned long long)res->generation);
 	res->n_trees = c.g.n_trees;
 	res->n_procs = om_group_count(&c.g);
@@ -640,7 +811,10 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	res->stored_bytes = c.m->stored_bytes;
 	res->dump_seconds = tdump;
 	if (!o->leave_running) {
-		if (kill_and_wait(&c, err) < 0) {
+		om_error_t kerr = NULL;
+		if (kill_and_wait(&c, &kerr) < 0) { /* the intent stays: the next locker finishes the kill */
+			om_error_release(err);
+			*err = kerr;
 			om_error_wrap(err, "generation %llu is written, but stopping the group failed",
 				      (unsigned long long)res->generation);
 			goto out;
@@ -649,14 +823,24 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		om_fds_close(c.repair_fds, c.n_repair_fds);
 		c.repair_fds = NULL;
 		c.keep_netlock = true; /* the peers wait for the restore, which releases it */
+		c.g.frozen = false;
+		if (om_intent_remove(c.lockname, &kerr) < 0)
+			om_error_release(&kerr); /* the next locker finds nothing to kill */
 		res->freeze_seconds = om_now() - tfreeze;
+	}
+	if (rc < 0) {
+		om_error_set_exit(err, OM_EXIT_STORE);
+		om_error_wrap(err, "generation %llu is published%s, but", (unsigned long long)res->generation,
+			      o->leave_running ? "" : " and the group stopped");
+		goto out;
 	}
 	res->total_seconds = om_now() - t0;
 	ret = 0;
 out:
-	if (ret < 0 && c.g.frozen)
+	if (ret < 0 && c.g.frozen && !c.published)
 		thaw_and_check(&c, err);
 	if (ret < 0) {
+		om_ckpt_result_release(res); /* the caller releases a result only on success */
 		if (o->group)
 			om_error_wrap(err, "checkpoint miggroup %lu", o->group);
 		else

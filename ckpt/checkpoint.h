@@ -17,12 +17,18 @@ struct om_ckpt_opts {
 	int zstd_level;	       /* 0: default (3) */
 	int zstd_workers;      /* 0: one per CPU */
 	double freeze_timeout; /* 0: 10 s */
-	double lock_wait;      /* wait for another omckpt of the same group; default 0 */
+	double lock_wait;      /* wait for the group's lock (another command changing it); default 0 */
 	double criu_timeout;   /* give up on a CRIU dump after this long; 0: scale with
 				* the tree's memory (om_criu_timeout) */
 	int cancel_fd;	       /* readable: stop waiting now (lib/bounded.h); 0: none */
 	bool tcp_established;  /* carry established TCP connections (CRIU's tcp_established,
 				* under omtools' nftables network lock) */
+	const char *fault;     /* fault injection for tests ($OM_FAULT, read by the command):
+				* "ckpt-after-commit" SIGKILLs omckpt right after the rename of
+				* the generation, "ckpt-before-commit" just before it (the intent
+				* is written), "ckpt-commit-fails-after-rename" fails the commit
+				* after its rename, "ckpt-pause-frozen[:S]" sleeps S s (10; max 60)
+				* with the group frozen; NULL: none */
 };
 
 struct om_ckpt_result {

@@ -134,7 +134,7 @@ static void usage(void)
 	       "  -l, --level N          zstd level (1-19, default 3)\n"
 	       "  -j, --threads N        zstd worker threads (default: one per CPU)\n"
 	       "  -t, --freeze-timeout S give up freezing after S seconds (default 10)\n"
-	       "      --lock-wait S      wait up to S seconds for another omckpt of the group\n"
+	       "      --lock-wait S      wait up to S seconds while another command holds the group\n"
 	       "      --criu-timeout S   give up on CRIU dumping a tree after S seconds (default:\n"
 	       "                         20 s + 20 s per GiB of the tree's memory); CRIU is then\n"
 	       "                         killed and the group thawed\n"
@@ -148,8 +148,9 @@ static void usage(void)
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n\n"
 	       "Exit status: 0 ok, 1 failure, 2 usage, 3 unknown or empty group / no such PID,\n"
-	       "4 store not writable, 5 CRIU failed or gave no answer in time, 6 another omckpt\n"
-	       "holds the group, 128+N stopped by signal N (the group thawed, nothing written).\n",
+	       "4 store not writable, 5 CRIU failed or gave no answer in time, 6 another command\n"
+	       "(omckpt, omrestore, joingroup, resetgroup, omrun) holds the group, 128+N stopped\n"
+	       "by signal N (the group thawed, nothing written).\n",
 	       prog, prog);
 }
 
@@ -247,6 +248,8 @@ int main(int argc, char **argv)
 	}
 	if ((o.group == 0) == (o.pid == 0))
 		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
+	/* fault injection for the tests (like CRIU's --fault); the library never reads the environment */
+	o.fault = getenv("OM_FAULT");
 	struct run_args a = {&o, &r};
 	int rc = om_cli_run_held(prog, run, &a);
 	if (rc != OM_EXIT_OK)

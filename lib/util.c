@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/file.h>
@@ -180,13 +181,51 @@ int om_rm_rf_at(int dfd, const char *path, om_error_t *err)
 	return 0;
 }
 
-int om_node_lock(const char *name, int *fd, om_error_t *err)
+const char *om_rundir(void)
 {
 	const char *rundir = getenv("OM_RUNDIR");
-	cleanup_free char *path = NULL;
+	return rundir && *rundir ? rundir : "/run/omtools";
+}
 
-	if (rundir == NULL || *rundir == '\0')
-		rundir = "/run/omtools";
+/* Who holds the lock of fd, as its holder wrote it: "omckpt -g 5 (PID 1234)". */
+static void lock_holder(int fd, char *out, size_t size)
+{
+	char buf[32], path[64];
+	cleanup_free char *cmd = NULL;
+	size_t len = 0;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	pid_t pid;
+	om_error_t tmp = NULL;
+
+	snprintf(out, size, "another process");
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (om_parse_pid(buf, &pid) < 0 || kill(pid, 0) < 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if (om_read_file_at(AT_FDCWD, path, &cmd, &len, 4096, &tmp) < 0 || len == 0) {
+		om_error_release(&tmp);
+		snprintf(out, size, "PID %d", (int)pid);
+		return;
+	}
+	while (len > 0 && cmd[len - 1] == '\0')
+		len--;
+	for (size_t i = 0; i < len; i++)
+		if (cmd[i] == '\0')
+			cmd[i] = ' ';
+	cmd[len] = '\0';
+	snprintf(out, size, "%.200s (PID %d)", cmd, (int)pid);
+}
+
+int om_node_lock_wait(const char *name, double wait_s, int *fd, om_error_t *err)
+{
+	const char *rundir = om_rundir();
+	cleanup_free char *path = NULL;
+	double deadline = om_now() + wait_s;
+	char me[32];
+
 	if (om_mkdir_p(rundir, 0700, err) < 0)
 		return -1;
 	path = om_strdup_printf("%s/%s.lock", rundir, name);
@@ -195,13 +234,34 @@ int om_node_lock(const char *name, int *fd, om_error_t *err)
 	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (*fd < 0)
 		return om_make_error(err, errno, "open `%s`", path);
-	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+	while (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
+		char who[256];
+
+		if (e == EINTR)
+			continue;
+		if (e == EWOULDBLOCK && om_now() < deadline) {
+			om_sleep_ms(20);
+			continue;
+		}
+		lock_holder(*fd, who, sizeof(who));
 		close(*fd);
 		*fd = -1;
-		return om_make_error(err, e == EWOULDBLOCK ? EWOULDBLOCK : e, "lock `%s`", path);
+		if (e == EWOULDBLOCK)
+			return om_make_error(err, EWOULDBLOCK, "lock `%s` is held by %s", path, who);
+		return om_make_error(err, e, "lock `%s`", path);
+	}
+	/* say who holds it, for whoever finds it taken */
+	snprintf(me, sizeof(me), "%d\n", (int)getpid());
+	if (ftruncate(*fd, 0) < 0 || pwrite(*fd, me, strlen(me), 0) < 0) {
+		/* the lock holds all the same; only the holder's name is missing */
 	}
 	return 0;
+}
+
+int om_node_lock(const char *name, int *fd, om_error_t *err)
+{
+	return om_node_lock_wait(name, 0, fd, err);
 }
 
 int om_parse_uint(const char *s, unsigned long max, unsigned long *out)

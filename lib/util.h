@@ -51,6 +51,11 @@ int om_rm_rf_at(int dirfd, const char *path, om_error_t *err);
 /* A node-local lock: flock(LOCK_EX|LOCK_NB) on /run/omtools/<name>.lock.
  * EWOULDBLOCK when another process holds it; the lock lives as long as *fd. */
 int om_node_lock(const char *name, int *fd, om_error_t *err);
+/* The same, retrying for up to wait_s seconds; the EWOULDBLOCK error names the
+ * holder ("lock `/run/omtools/group-5.lock` is held by omckpt -g 5 (PID 1234)"). */
+int om_node_lock_wait(const char *name, double wait_s, int *fd, om_error_t *err);
+/* The node-local state directory: $OM_RUNDIR, else /run/omtools. */
+const char *om_rundir(void);
 
 /* Parse a non-negative decimal integer (whole string); <0 on error. */
 int om_parse_uint(const char *s, unsigned long max, unsigned long *out);

@@ -129,29 +129,70 @@ static int cmp_tree(const void *a, const void *b)
 	return (x->root > y->root) - (x->root < y->root);
 }
 
-/* Root of member i inside the leaf: follow ppid while the parent is in the leaf. */
-static pid_t root_in_leaf(const struct om_member *m, size_t n, size_t i)
+static int cmp_pid_key(const void *key, const void *elem)
 {
-	pid_t cur = m[i].pid, parent = m[i].ppid;
-	for (size_t steps = 0; steps <= n; steps++) {
-		size_t j;
-		for (j = 0; j < n; j++)
-			if (m[j].pid == parent)
-				break;
-		if (j == n)
-			return cur;
-		cur = m[j].pid;
-		parent = m[j].ppid;
+	pid_t k = *(const pid_t *)key, p = ((const struct om_member *)elem)->pid;
+	return (k > p) - (k < p);
+}
+
+int om_group_split_roots(struct om_member *m, size_t n, pid_t *root, om_error_t *err)
+{
+	cleanup_free ssize_t *parent = NULL;
+	cleanup_free ssize_t *path = NULL;
+
+	if (n == 0)
+		return 0;
+	parent = malloc(n * sizeof(*parent));
+	path = malloc(n * sizeof(*path));
+	if (parent == NULL || path == NULL)
+		return om_make_error(err, ENOMEM, "split process trees");
+	qsort(m, n, sizeof(*m), cmp_member);
+	for (size_t i = 0; i < n; i++) {
+		const struct om_member *p = bsearch(&m[i].ppid, m, n, sizeof(*m), cmp_pid_key);
+		parent[i] = p && p != &m[i] ? p - m : -1;
+		root[i] = 0;
 	}
-	return cur;
+	/* follow each chain up once: every member on it gets the root found */
+	for (size_t i = 0; i < n; i++) {
+		size_t len = 0;
+		ssize_t cur = (ssize_t)i;
+		pid_t r;
+
+		while (root[cur] == 0 && parent[cur] >= 0 && len < n) {
+			path[len++] = cur;
+			root[cur] = -1; /* on the path being followed: a loop ends here */
+			cur = parent[cur];
+		}
+		r = root[cur] > 0 ? root[cur] : m[cur].pid;
+		root[cur] = r;
+		while (len > 0)
+			root[path[--len]] = r;
+	}
+	return 0;
+}
+
+struct by_root {
+	pid_t root;
+	size_t idx;
+};
+
+static int cmp_by_root(const void *a, const void *b)
+{
+	const struct by_root *x = a, *y = b;
+	if (x->root != y->root)
+		return (x->root > y->root) - (x->root < y->root);
+	return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
 static int load_leaf(const struct om_cg *cg, struct om_group *g, pid_t leaf, om_error_t *err)
 {
 	char path[PATH_MAX];
 	cleanup_free pid_t *procs = NULL;
+	cleanup_free pid_t *root = NULL;
+	cleanup_free struct by_root *order = NULL;
 	size_t nprocs = 0, nm = 0;
 	struct om_member *m;
+	bool frozen;
 
 	om_cg_tree_path(cg, g->id, leaf, path);
 	if (om_cg_procs(path, &procs, &nprocs, err) < 0)
@@ -159,8 +200,12 @@ static int load_leaf(const struct om_cg *cg, struct om_group *g, pid_t leaf, om_
 	if (nprocs == 0)
 		return 0;
 	m = calloc(nprocs, sizeof(*m));
-	if (m == NULL)
+	root = calloc(nprocs, sizeof(*root));
+	order = calloc(nprocs, sizeof(*order));
+	if (m == NULL || root == NULL || order == NULL) {
+		free(m);
 		return om_make_error(err, ENOMEM, "load miggroup %lu", g->id);
+	}
 	for (size_t i = 0; i < nprocs; i++) {
 		struct om_proc p;
 		om_error_t tmp = NULL;
@@ -175,41 +220,52 @@ static int load_leaf(const struct om_cg *cg, struct om_group *g, pid_t leaf, om_
 		om_proc_release(&p);
 		nm++;
 	}
-	/* split the leaf's members by tree root */
-	for (size_t i = 0; i < nm; i++) {
-		pid_t r = root_in_leaf(m, nm, i);
-		struct om_tree *t = NULL;
-		for (size_t k = 0; k < g->n_trees; k++)
-			if (g->trees[k].root == r && g->trees[k].leaf == leaf)
-				t = &g->trees[k];
-		if (t == NULL) {
-			struct om_tree *nt = realloc(g->trees, (g->n_trees + 1) * sizeof(*nt));
-			if (nt == NULL)
-				goto oom;
-			g->trees = nt;
-			t = &g->trees[g->n_trees++];
-			memset(t, 0, sizeof(*t));
-			t->root = r;
-			t->leaf = leaf;
-			snprintf(t->cgpath, sizeof(t->cgpath), "%s", path);
-			om_error_t fz = NULL;
-			t->frozen = om_cg_is_frozen(cg, path, &fz) == 1;
-			om_error_release(&fz);
-		}
-		struct om_member *nmem = realloc(t->members, (t->n_members + 1) * sizeof(*nmem));
-		if (nmem == NULL)
+	/* split the leaf's members by tree root: O(n log n) */
+	if (om_group_split_roots(m, nm, root, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < nm; i++)
+		order[i] = (struct by_root){.root = root[i], .idx = i};
+	qsort(order, nm, sizeof(*order), cmp_by_root);
+	{
+		om_error_t fz = NULL;
+		frozen = om_cg_is_frozen(cg, path, &fz) == 1;
+		om_error_release(&fz);
+	}
+	for (size_t i = 0; i < nm;) {
+		size_t j = i;
+		struct om_tree *nt, *t;
+
+		while (j < nm && order[j].root == order[i].root)
+			j++;
+		nt = realloc(g->trees, (g->n_trees + 1) * sizeof(*nt));
+		if (nt == NULL)
 			goto oom;
-		t->members = nmem;
-		t->members[t->n_members++] = m[i];
-		m[i].cmdline = NULL;
+		g->trees = nt;
+		t = &g->trees[g->n_trees];
+		memset(t, 0, sizeof(*t));
+		t->members = calloc(j - i, sizeof(*t->members));
+		if (t->members == NULL)
+			goto oom;
+		g->n_trees++;
+		t->root = order[i].root;
+		t->leaf = leaf;
+		t->frozen = frozen;
+		snprintf(t->cgpath, sizeof(t->cgpath), "%s", path);
+		for (size_t k = i; k < j; k++) { /* in PID order */
+			t->members[t->n_members++] = m[order[k].idx];
+			m[order[k].idx].cmdline = NULL;
+		}
+		i = j;
 	}
 	free(m);
 	return 0;
 oom:
+	om_make_error(err, ENOMEM, "load miggroup %lu", g->id);
+fail:
 	for (size_t i = 0; i < nm; i++)
 		member_release(&m[i]);
 	free(m);
-	return om_make_error(err, ENOMEM, "load miggroup %lu", g->id);
+	return -1;
 }
 
 int om_group_load(const struct om_cg *cg, unsigned long id, struct om_group *g, om_error_t *err)

@@ -46,6 +46,10 @@ bool om_group_exists(const struct om_cg *cg, unsigned long id);
 int om_group_load(const struct om_cg *cg, unsigned long id, struct om_group *g, om_error_t *err);
 void om_group_release(struct om_group *g);
 size_t om_group_count(const struct om_group *g);
+/* Split the members of one leaf into process trees: sorts m by PID and sets
+ * root[i] to the root of m[i] (the farthest ancestor inside m; a parent loop
+ * is cut). O(n log n). */
+int om_group_split_roots(struct om_member *m, size_t n, pid_t *root, om_error_t *err);
 /* Keep only the tree rooted at root (the others are released); -1 if there is none. */
 int om_group_keep_tree(struct om_group *g, pid_t root);
 /* All member pids, sorted. */

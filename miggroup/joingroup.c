@@ -2,6 +2,7 @@
 #include "config.h"
 #include "cli.h"
 #include "group.h"
+#include "lock.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -13,20 +14,29 @@ static void usage(void)
 	printf("Usage: %s [OPTION]... PID... G\n"
 	       "Make the processes PID... (with their descendants) members of miggroup G.\n"
 	       "Children they fork later are members too. G = 0 removes them from their group.\n\n"
-	       "  -q, --quiet    print nothing on success\n"
-	       "  -h, --help     show this help\n"
-	       "  -V, --version  show the version\n\n"
-	       "Exit status: 0 ok, 2 usage, 3 no such process, 1 other failure.\n",
+	       "  -q, --quiet        print nothing on success\n"
+	       "      --lock-wait S  wait up to S seconds while another command holds G (or the\n"
+	       "                     group a process leaves)\n"
+	       "  -h, --help         show this help\n"
+	       "  -V, --version      show the version\n\n"
+	       "Exit status: 0 ok, 2 usage, 3 no such process, 6 a group is busy (an omckpt,\n"
+	       "omrestore, resetgroup or omrun holds it), 1 other failure.\n",
 	       prog);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"quiet", no_argument, NULL, 'q'}, OM_CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+	enum { OPT_LOCK_WAIT = 256 };
+	static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
+					     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+					     OM_CLI_COMMON_OPTIONS,
+					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	struct om_cg cg;
-	unsigned long g;
+	unsigned long g, v;
+	double lock_wait = 0;
+	cleanup_close int lock_fd = -1;
+	struct om_locks held = {NULL, NULL, 0};
 	bool quiet = false;
 	int c, npids;
 
@@ -34,6 +44,11 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'q':
 			quiet = true;
+			break;
+		case OPT_LOCK_WAIT:
+			if (om_parse_uint(optarg, 86400, &v) < 0)
+				return om_cli_usage_error(prog, "--lock-wait must be seconds");
+			lock_wait = (double)v;
 			break;
 		default:
 			return om_cli_common_option(c, prog, usage);
@@ -53,7 +68,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: invalid PID `%s`\n", prog, argv[optind + i]);
 			return OM_EXIT_USAGE;
 		}
-	if (om_cg_init(&cg, &err) < 0) {
+	if (om_cg_init(&cg, &err) < 0 || (g && om_group_lock(&cg, g, lock_wait, &lock_fd, &err) < 0)) {
 		free(pids);
 		return om_cli_fail(prog, &err);
 	}
@@ -65,7 +80,8 @@ int main(int argc, char **argv)
 	}
 	int rc = 0;
 	for (int i = 0; i < npids; i++) {
-		if (om_group_join(&cg, g, pids[i], NULL, &err) < 0) {
+		if (om_locks_take_sources(&cg, pids[i], g, lock_wait, &held, &err) < 0 ||
+		    om_group_join(&cg, g, pids[i], NULL, &err) < 0) {
 			rc = om_cli_fail(prog, &err);
 			continue;
 		}
@@ -77,5 +93,6 @@ int main(int argc, char **argv)
 		}
 	}
 	free(pids);
+	om_locks_release(&held);
 	return rc;
 }

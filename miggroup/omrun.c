@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "group.h"
 #include "keeper.h"
+#include "lock.h"
 #include "util.h"
 
 #include <errno.h>
@@ -18,22 +19,28 @@ static void usage(void)
 	       "under a keeper process that reaps it. Prints the PID of CMD.\n\n"
 	       "  -g, --group G       the miggroup (a positive integer)\n"
 	       "  -o, --output FILE   append stdout and stderr of CMD to FILE (default /dev/null)\n"
+	       "      --lock-wait S   wait up to S seconds while another command holds the group\n"
 	       "  -h, --help          show this help\n"
 	       "  -V, --version       show the version\n\n"
-	       "Exit status: 0 started, 2 usage, 3 command not found, 1 other failure.\n",
+	       "Exit status: 0 started, 2 usage, 3 command not found, 6 the group is busy,\n"
+	       "1 other failure.\n",
 	       prog);
 }
 
 int main(int argc, char **argv)
 {
+	enum { OPT_LOCK_WAIT = 256 };
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
 					     {"output", required_argument, NULL, 'o'},
+					     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	cleanup_free char *logabs = NULL;
 	const char *log = NULL;
-	unsigned long id = 0;
+	unsigned long id = 0, v;
+	double lock_wait = 0;
+	cleanup_close int lock_fd = -1;
 	struct om_cg cg;
 	pid_t pid;
 	int c;
@@ -46,6 +53,11 @@ int main(int argc, char **argv)
 			break;
 		case 'o':
 			log = optarg;
+			break;
+		case OPT_LOCK_WAIT:
+			if (om_parse_uint(optarg, 86400, &v) < 0)
+				return om_cli_usage_error(prog, "--lock-wait must be seconds");
+			lock_wait = (double)v;
 			break;
 		default:
 			return om_cli_common_option(c, prog, usage);
@@ -62,7 +74,7 @@ int main(int argc, char **argv)
 		logabs = om_strdup_printf("%s/%s", cwd, log);
 		log = logabs;
 	}
-	if (om_cg_init(&cg, &err) < 0)
+	if (om_cg_init(&cg, &err) < 0 || om_group_lock(&cg, id, lock_wait, &lock_fd, &err) < 0)
 		return om_cli_fail(prog, &err);
 	if (om_keeper_run(&cg, id, argv + optind, log, &pid, &err) < 0) {
 		if (err->status == ENOENT) /* the command (or the log's directory) */

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "cli.h"
 #include "group.h"
+#include "lock.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -12,22 +13,29 @@ static void usage(void)
 {
 	printf("Usage: %s [OPTION]... G\n"
 	       "Move every process of miggroup G out of it (to group 0) and remove the group.\n\n"
-	       "  -q, --quiet    print nothing on success\n"
-	       "  -h, --help     show this help\n"
-	       "  -V, --version  show the version\n\n"
-	       "Exit status: 0 ok, 2 usage, 3 unknown group, 1 other failure.\n",
+	       "  -q, --quiet        print nothing on success\n"
+	       "      --lock-wait S  wait up to S seconds while another command holds the group\n"
+	       "  -h, --help         show this help\n"
+	       "  -V, --version      show the version\n\n"
+	       "Exit status: 0 ok, 2 usage, 3 unknown group, 6 the group is busy (an omckpt,\n"
+	       "omrestore, joingroup or omrun holds it), 1 other failure.\n",
 	       prog);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"quiet", no_argument, NULL, 'q'}, OM_CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+	enum { OPT_LOCK_WAIT = 256 };
+	static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
+					     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+					     OM_CLI_COMMON_OPTIONS,
+					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	cleanup_free pid_t *pids = NULL;
 	size_t n = 0;
 	struct om_cg cg;
-	unsigned long id;
+	unsigned long id, v;
+	double lock_wait = 0;
+	int lock_fd = -1;
 	bool quiet = false;
 	int c;
 
@@ -36,6 +44,11 @@ int main(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
+		case OPT_LOCK_WAIT:
+			if (om_parse_uint(optarg, 86400, &v) < 0)
+				return om_cli_usage_error(prog, "--lock-wait must be seconds");
+			lock_wait = (double)v;
+			break;
 		default:
 			return om_cli_common_option(c, prog, usage);
 		}
@@ -43,8 +56,9 @@ int main(int argc, char **argv)
 	if (optind != argc - 1)
 		return om_cli_usage_error(prog, "expected one miggroup G");
 	if (om_group_parse_id(argv[optind], false, &id, &err) < 0 || om_cg_init(&cg, &err) < 0 ||
-	    om_group_reset(&cg, id, &pids, &n, &err) < 0)
+	    om_group_lock(&cg, id, lock_wait, &lock_fd, &err) < 0 || om_group_reset(&cg, id, &pids, &n, &err) < 0)
 		return om_cli_fail(prog, &err);
+	close(lock_fd);
 	for (size_t i = 0; i < n && !quiet; i++)
 		printf("reset %d\n", (int)pids[i]);
 	return 0;

@@ -60,24 +60,28 @@ static void usage(void)
 	       "  -W, --pid-wait S      wait up to S seconds for taken PIDs to be freed (default 3)\n"
 	       "      --criu-timeout S  give up on CRIU restoring a tree after S seconds (default:\n"
 	       "                        20 s + 20 s per GiB of the tree's images)\n"
+	       "      --lock-wait S     wait up to S seconds while another command holds the group\n"
 	       "  -q, --quiet           print nothing on success\n"
 	       "  -h, --help            show this help\n"
 	       "  -V, --version         show the version\n\n"
 	       "Exit status: 0 ok, 1 failure, 2 usage, 3 no such generation, 4 corrupt or\n"
 	       "unreadable store, 5 CRIU failed or gave no answer in time, 6 a PID is taken or another\n"
-	       "omrestore of it runs here, 128+N stopped by signal N (nothing restored).\n",
+	       "command holds the group (omckpt, omrestore, joingroup, resetgroup, omrun), 128+N\n"
+	       "stopped by signal N (nothing restored).\n",
 	       prog, prog);
 }
 
 int main(int argc, char **argv)
 {
+	enum { OPT_LOCK_WAIT = 256, OPT_CRIU_TIMEOUT };
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
+					     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
 					     {"pid", required_argument, NULL, 'p'},
 					     {"generation", required_argument, NULL, 'G'},
 					     {"store", required_argument, NULL, 's'},
 					     {"work-dir", required_argument, NULL, 'w'},
 					     {"pid-wait", required_argument, NULL, 'W'},
-					     {"criu-timeout", required_argument, NULL, 256},
+					     {"criu-timeout", required_argument, NULL, OPT_CRIU_TIMEOUT},
 					     {"quiet", no_argument, NULL, 'q'},
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
@@ -114,10 +118,15 @@ int main(int argc, char **argv)
 				return om_cli_usage_error(prog, "--pid-wait must be seconds");
 			o.pid_wait = (double)v;
 			break;
-		case 256: /* --criu-timeout */
+		case OPT_CRIU_TIMEOUT:
 			if (om_parse_uint(optarg, 86400, &v) < 0 || v == 0)
 				return om_cli_usage_error(prog, "--criu-timeout must be 1 to 86400 seconds");
 			o.criu_timeout = (double)v;
+			break;
+		case OPT_LOCK_WAIT:
+			if (om_parse_uint(optarg, 86400, &v) < 0)
+				return om_cli_usage_error(prog, "--lock-wait must be seconds");
+			o.lock_wait = (double)v;
 			break;
 		case 'q':
 			quiet = true;

@@ -5,6 +5,7 @@
 #include "keeper.h"
 #include "netlock.h"
 #include "timerfd.h"
+#include "lock.h"
 #include "proc.h"
 #include "store.h"
 #include "util.h"
@@ -112,8 +113,11 @@ static int post_restore(void *arg, pid_t root, char *why, size_t len)
 	if (om_proc_descendants(root, &desc, &n, &tmp) < 0)
 		goto fail;
 	for (size_t i = 0; c->use_group && i < n; i++)
-		if (om_cg_move(c->leaf, desc[i], &tmp) < 0)
-			goto fail;
+		if (om_cg_move(c->leaf, desc[i], &tmp) < 0) {
+			if (om_pid_state(desc[i]) != OM_PID_ZOMBIE)
+				goto fail;
+			om_error_release(&tmp); /* a zombie is in no cgroup */
+		}
 	snprintf(what, sizeof(what), "re-arm the periodic timerfds");
 	if (om_timerfd_rearm(desc, n, &fixed, &tmp) < 0)
 		goto fail;
@@ -225,20 +229,6 @@ static int restore_fn(void *arg, int report)
 	return 0;
 }
 
-static int lock_restore(const char *kind, unsigned long id, int *fd, om_error_t *err)
-{
-	char name[64];
-
-	snprintf(name, sizeof(name), "restore-%s-%lu", kind, id);
-	if (om_node_lock(name, fd, err) < 0) {
-		if ((*err)->status == EWOULDBLOCK)
-			return om_make_error(err, EWOULDBLOCK, "another omrestore of %s %lu is running on this node",
-					     strcmp(kind, "groups") ? "PID" : "miggroup", id);
-		return -1;
-	}
-	return 0;
-}
-
 /* The lock omckpt --tcp-established took (still there after a migration on
  * this node), taken again from the manifest's connections. */
 static int lock_connections(const Om__Manifest *m, const struct om_restore_opts *o, char *name, size_t len,
@@ -268,7 +258,8 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 {
 	struct om_store st = {.path = NULL, .fd = -1};
 	cleanup_free char *store_path = NULL;
-	cleanup_close int lock_fd = -1;
+	cleanup_close int lock_fd = -1;	 /* the group's (or the PID's) node lock */
+	cleanup_close int group_fd = -1; /* omrestore -p of a tree of a group: the group's */
 	cleanup_close int report = -1;
 	const char *kind = o->group ? "groups" : "pids";
 	unsigned long id = o->group ? o->group : (unsigned long)o->pid;
@@ -293,7 +284,10 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	store_path = om_store_resolve_path(o->store);
 	if (store_path == NULL)
 		return om_make_error(err, ENOMEM, "resolve store");
-	if (lock_restore(kind, id, &lock_fd, err) < 0)
+	if (om_cg_init(&c.cg, err) < 0)
+		return -1;
+	if (o->group ? om_group_lock(&c.cg, o->group, o->lock_wait, &lock_fd, err) < 0
+		     : om_pid_lock(&c.cg, o->pid, o->lock_wait, &lock_fd, err) < 0)
 		return -1;
 	if (om_store_open(&st, store_path, false, err) < 0) {
 		om_error_set_exit(err, OM_EXIT_STORE);
@@ -311,7 +305,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	/* a group's generation rejoins the group; omckpt -p of a tree of a group too */
 	c.group = m->group ? m->group : m->has_from_group ? m->from_group : 0;
 	c.use_group = c.group != 0;
-	if (c.use_group && om_cg_init(&c.cg, err) < 0)
+	if (c.use_group && !o->group && om_group_lock(&c.cg, c.group, o->lock_wait, &group_fd, err) < 0)
 		goto out;
 	om_workdir_sweep(om_workdir(o->workdir));
 	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/restore-%s%lu-%d", om_workdir(o->workdir), o->group ? "g" : "p",
@@ -388,7 +382,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 		if (own_ns ? om_pid_state(c.roots[i]) != OM_PID_ALIVE : c.roots[i] != t->root_pid)
 			gone = c.roots[i];
 		for (size_t j = 0; !own_ns && !gone && j < t->n_procs; j++)
-			if (om_pid_state(t->procs[j]->pid) != OM_PID_ALIVE)
+			if (!t->procs[j]->zombie && om_pid_state(t->procs[j]->pid) != OM_PID_ALIVE)
 				gone = t->procs[j]->pid;
 		if (gone) {
 			om_make_error(err, ECHILD, "process %d of tree %d is gone right after restore", (int)gone,

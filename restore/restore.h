@@ -18,6 +18,7 @@ struct om_restore_opts {
 	double criu_timeout; /* give up on a CRIU restore after this long; 0: scale with
 			      * the tree's image size (om_criu_timeout) */
 	int cancel_fd;	     /* readable: stop waiting now (lib/bounded.h); 0: none */
+	double lock_wait;    /* how long to wait for the group's lock (s) */
 };
 
 struct om_restore_result {

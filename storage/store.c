@@ -754,6 +754,11 @@ int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_er
 	return 0;
 }
 
+const char *om_gen_writer_tmp_name(const struct om_gen_writer *w)
+{
+	return w ? w->tmp_name : NULL;
+}
+
 void om_gen_writer_free(struct om_gen_writer *w)
 {
 	if (w == NULL)

@@ -78,6 +78,9 @@ int om_gen_add_tree(struct om_gen_writer *w, const char *src_dir, Om__TreeEntry 
  * and fills node, kernel, omtools_version (strdup) and time_unix_ns when unset.
  * m must be a built manifest (see ownership below); criu_version must be set. */
 int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_error_t *err);
+/* The name of the temporary generation directory in STORE/<kind>/<id>/ (gone
+ * once committed: renamed to gen-<N>); NULL when there is none. */
+const char *om_gen_writer_tmp_name(const struct om_gen_writer *w);
 /* Remove the temporary directory and release the lock (safe after commit: no-op besides unlock/free). */
 void om_gen_writer_free(struct om_gen_writer *w);
 

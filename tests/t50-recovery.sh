@@ -59,11 +59,11 @@ for cg in v2 v1; do
 
 	# one omckpt of a group per node at a time
 	mkdir -p /run/omtools
-	flock /run/omtools/ckpt-groups-"$G".lock sleep 3 &
+	flock /run/omtools/group-"$G".lock sleep 3 &
 	holder=$!
 	sleep 0.3
 	check_rc 6 "[$cg] omckpt while another holds the group's node lock exits 6" "$OMCKPT" -g "$G"
-	like "$ERR" "another omckpt" "[$cg] ... and says so"
+	like "$ERR" "miggroup $G is busy" "[$cg] ... and says so"
 	ok "[$cg] ... and the worker keeps running" advancing x
 	wait $holder
 
@@ -129,7 +129,7 @@ for cg in v2 v1; do
 	# shellcheck disable=SC2086
 	pids_free 15 $xpids
 	mkdir -p /run/omtools
-	flock /run/omtools/restore-groups-"$G".lock sleep 2 &
+	flock /run/omtools/group-"$G".lock sleep 2 &
 	holder=$!
 	sleep 0.3
 	check_rc 6 "[$cg] omrestore while another omrestore of the group runs here exits 6" env OM_NODE=node-b "$OMRESTORE" -g "$G"
