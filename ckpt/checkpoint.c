@@ -122,14 +122,17 @@ static int prepare_single(struct ckpt_ctx *c, om_error_t *err)
 	if (om_pid_state(pid) != OM_PID_ALIVE)
 		return om_make_error(err, ESRCH, "process %d", (int)pid);
 	/* the PID's own lock (one omckpt -p PID), then its group's, if any */
-	if (om_pid_lock(&c->cg, pid, c->o->lock_wait, &c->pid_lock_fd, err) < 0)
+	if (om_pid_lock(&c->cg, pid, &(struct om_bound){.timeout_s = c->o->lock_wait, .cancel_fd = c->o->cancel_fd},
+			&c->pid_lock_fd, err) < 0)
 		return -1;
 	om_pid_lock_name(pid, c->lockname, sizeof(c->lockname));
 	if (om_cg_locate(&c->cg, pid, &g, &t, err) < 0)
 		return -1;
 	if (g != 0) {
 		unsigned long g2;
-		if (om_group_lock(&c->cg, g, c->o->lock_wait, &c->lock_fd, err) < 0)
+		if (om_group_lock(&c->cg, g,
+				  &(struct om_bound){.timeout_s = c->o->lock_wait, .cancel_fd = c->o->cancel_fd},
+				  &c->lock_fd, err) < 0)
 			return -1;
 		om_group_lock_name(g, c->lockname, sizeof(c->lockname));
 		if (om_cg_locate(&c->cg, pid, &g2, &t, err) < 0)
@@ -651,7 +654,9 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	 * hold it, and what an interrupted omckpt left is finished first; then
 	 * a leaf found frozen now is a stale freeze, thawed before we start */
 	if (o->group) {
-		if (om_group_lock(&c.cg, o->group, o->lock_wait, &c.lock_fd, err) < 0)
+		if (om_group_lock(&c.cg, o->group,
+				  &(struct om_bound){.timeout_s = o->lock_wait, .cancel_fd = o->cancel_fd}, &c.lock_fd,
+				  err) < 0)
 			goto out;
 		om_group_lock_name(o->group, c.lockname, sizeof(c.lockname));
 		if (!om_group_exists(&c.cg, o->group)) {

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "util.h"
+#include "bounded.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -219,11 +220,11 @@ static void lock_holder(int fd, char *out, size_t size)
 	snprintf(out, size, "%.200s (PID %d)", cmd, (int)pid);
 }
 
-int om_node_lock_wait(const char *name, double wait_s, int *fd, om_error_t *err)
+int om_node_lock_wait(const char *name, const struct om_bound *wait, int *fd, om_error_t *err)
 {
 	const char *rundir = om_rundir();
 	cleanup_free char *path = NULL;
-	double deadline = om_now() + wait_s;
+	double deadline = om_now() + wait->timeout_s;
 	char me[32];
 
 	if (om_mkdir_p(rundir, 0700, err) < 0)
@@ -241,7 +242,11 @@ int om_node_lock_wait(const char *name, double wait_s, int *fd, om_error_t *err)
 		if (e == EINTR)
 			continue;
 		if (e == EWOULDBLOCK && om_now() < deadline) {
-			om_sleep_ms(20);
+			if (om_pause(wait->cancel_fd, 20, err) < 0) {
+				close(*fd);
+				*fd = -1;
+				return om_error_wrap(err, "wait for the lock `%s`", path);
+			}
 			continue;
 		}
 		lock_holder(*fd, who, sizeof(who));
@@ -261,7 +266,7 @@ int om_node_lock_wait(const char *name, double wait_s, int *fd, om_error_t *err)
 
 int om_node_lock(const char *name, int *fd, om_error_t *err)
 {
-	return om_node_lock_wait(name, 0, fd, err);
+	return om_node_lock_wait(name, &(struct om_bound){.timeout_s = 0}, fd, err);
 }
 
 int om_parse_uint(const char *s, unsigned long max, unsigned long *out)

@@ -3,6 +3,7 @@
 #ifndef OM_UTIL_H
 #define OM_UTIL_H
 
+#include "bounded.h"
 #include "error.h"
 
 #include <stdbool.h>
@@ -53,7 +54,7 @@ int om_rm_rf_at(int dirfd, const char *path, om_error_t *err);
 int om_node_lock(const char *name, int *fd, om_error_t *err);
 /* The same, retrying for up to wait_s seconds; the EWOULDBLOCK error names the
  * holder ("lock `/run/omtools/group-5.lock` is held by omckpt -g 5 (PID 1234)"). */
-int om_node_lock_wait(const char *name, double wait_s, int *fd, om_error_t *err);
+int om_node_lock_wait(const char *name, const struct om_bound *wait, int *fd, om_error_t *err);
 /* The node-local state directory: $OM_RUNDIR, else /run/omtools. */
 const char *om_rundir(void);
 

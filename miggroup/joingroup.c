@@ -68,7 +68,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: invalid PID `%s`\n", prog, argv[optind + i]);
 			return OM_EXIT_USAGE;
 		}
-	if (om_cg_init(&cg, &err) < 0 || (g && om_group_lock(&cg, g, lock_wait, &lock_fd, &err) < 0)) {
+	if (om_cg_init(&cg, &err) < 0 ||
+	    (g &&
+	     om_group_lock(&cg, g, &(struct om_bound){.timeout_s = lock_wait, .cancel_fd = 0}, &lock_fd, &err) < 0)) {
 		free(pids);
 		return om_cli_fail(prog, &err);
 	}
@@ -80,7 +82,8 @@ int main(int argc, char **argv)
 	}
 	int rc = 0;
 	for (int i = 0; i < npids; i++) {
-		if (om_locks_take_sources(&cg, pids[i], g, lock_wait, &held, &err) < 0 ||
+		if (om_locks_take_sources(&cg, pids[i], g, &(struct om_bound){.timeout_s = lock_wait, .cancel_fd = 0},
+					  &held, &err) < 0 ||
 		    om_group_join(&cg, g, pids[i], NULL, &err) < 0) {
 			rc = om_cli_fail(prog, &err);
 			continue;

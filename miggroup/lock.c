@@ -22,9 +22,10 @@ void om_pid_lock_name(pid_t pid, char *out, size_t size)
 	snprintf(out, size, "pid-%d", (int)pid);
 }
 
-static int lock_and_recover(const struct om_cg *cg, const char *name, double wait_s, int *fd, om_error_t *err)
+static int lock_and_recover(const struct om_cg *cg, const char *name, const struct om_bound *wait, int *fd,
+			    om_error_t *err)
 {
-	if (om_node_lock_wait(name, wait_s, fd, err) < 0)
+	if (om_node_lock_wait(name, wait, fd, err) < 0)
 		return -1;
 	if (om_intent_recover(cg, name, err) < 0) {
 		close(*fd);
@@ -34,12 +35,12 @@ static int lock_and_recover(const struct om_cg *cg, const char *name, double wai
 	return 0;
 }
 
-int om_group_lock(const struct om_cg *cg, unsigned long id, double wait_s, int *fd, om_error_t *err)
+int om_group_lock(const struct om_cg *cg, unsigned long id, const struct om_bound *wait, int *fd, om_error_t *err)
 {
 	char name[64];
 
 	om_group_lock_name(id, name, sizeof(name));
-	if (lock_and_recover(cg, name, wait_s, fd, err) < 0) {
+	if (lock_and_recover(cg, name, wait, fd, err) < 0) {
 		if ((*err)->status == EWOULDBLOCK)
 			return om_error_wrap(err, "miggroup %lu is busy", id);
 		return om_error_wrap(err, "miggroup %lu", id);
@@ -47,12 +48,12 @@ int om_group_lock(const struct om_cg *cg, unsigned long id, double wait_s, int *
 	return 0;
 }
 
-int om_pid_lock(const struct om_cg *cg, pid_t pid, double wait_s, int *fd, om_error_t *err)
+int om_pid_lock(const struct om_cg *cg, pid_t pid, const struct om_bound *wait, int *fd, om_error_t *err)
 {
 	char name[64];
 
 	om_pid_lock_name(pid, name, sizeof(name));
-	if (lock_and_recover(cg, name, wait_s, fd, err) < 0) {
+	if (lock_and_recover(cg, name, wait, fd, err) < 0) {
 		if ((*err)->status == EWOULDBLOCK)
 			return om_error_wrap(err, "process %d is busy", (int)pid);
 		return om_error_wrap(err, "process %d", (int)pid);
@@ -84,20 +85,20 @@ int om_lock_name_of(const struct om_cg *cg, pid_t pid, unsigned long except, cha
 	return 0;
 }
 
-int om_lock_named(const struct om_cg *cg, const char *name, double wait_s, int *fd, om_error_t *err)
+int om_lock_named(const struct om_cg *cg, const char *name, const struct om_bound *wait, int *fd, om_error_t *err)
 {
 	unsigned long id;
 	int pid;
 
 	if (sscanf(name, "group-%lu", &id) == 1)
-		return om_group_lock(cg, id, wait_s, fd, err);
+		return om_group_lock(cg, id, wait, fd, err);
 	if (sscanf(name, "pid-%d", &pid) == 1)
-		return om_pid_lock(cg, (pid_t)pid, wait_s, fd, err);
+		return om_pid_lock(cg, (pid_t)pid, wait, fd, err);
 	return om_make_error(err, EINVAL, "no lock named `%s`", name);
 }
 
-int om_locks_take_sources(const struct om_cg *cg, pid_t pid, unsigned long except, double wait_s, struct om_locks *h,
-			  om_error_t *err)
+int om_locks_take_sources(const struct om_cg *cg, pid_t pid, unsigned long except, const struct om_bound *wait,
+			  struct om_locks *h, om_error_t *err)
 {
 	cleanup_free pid_t *desc = NULL;
 	size_t nd = 0;
@@ -119,7 +120,7 @@ int om_locks_take_sources(const struct om_cg *cg, pid_t pid, unsigned long excep
 			have = strcmp(h->name[k], name) == 0;
 		if (have)
 			continue;
-		if (om_lock_named(cg, name, wait_s, &fd, err) < 0)
+		if (om_lock_named(cg, name, wait, &fd, err) < 0)
 			return -1;
 		nfd = realloc(h->fd, (h->n + 1) * sizeof(*nfd));
 		if (nfd)

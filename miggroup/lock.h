@@ -11,6 +11,7 @@
 #ifndef OM_LOCK_H
 #define OM_LOCK_H
 
+#include "bounded.h"
 #include "cgroup.h"
 #include "error.h"
 #include "om.pb-c.h"
@@ -23,12 +24,12 @@
 #define OM_INTENT_VERSION 1u
 #define OM_INTENT_MAX (1u << 24) /* payload bound */
 
-/* Lock miggroup id on this node (waiting up to wait_s), then recover an
+/* Lock miggroup id on this node (waiting up to wait->timeout_s, stopped by wait->cancel_fd), then recover an
  * interrupted migration of it. Busy: EWOULDBLOCK (exit 6) naming the holder.
  * *fd holds the lock until closed. */
-int om_group_lock(const struct om_cg *cg, unsigned long id, double wait_s, int *fd, om_error_t *err);
+int om_group_lock(const struct om_cg *cg, unsigned long id, const struct om_bound *wait, int *fd, om_error_t *err);
 /* The same for a process tree checkpointed by PID while in no group. */
-int om_pid_lock(const struct om_cg *cg, pid_t pid, double wait_s, int *fd, om_error_t *err);
+int om_pid_lock(const struct om_cg *cg, pid_t pid, const struct om_bound *wait, int *fd, om_error_t *err);
 
 /* The name of the lock that covers pid now, unless it is miggroup `except`:
  * its miggroup's ("group-<G>"), or the PID lock of an omckpt -p that moved it
@@ -36,7 +37,7 @@ int om_pid_lock(const struct om_cg *cg, pid_t pid, double wait_s, int *fd, om_er
  * neither (or gone). */
 int om_lock_name_of(const struct om_cg *cg, pid_t pid, unsigned long except, char *name, size_t size);
 /* om_group_lock or om_pid_lock by lock name. */
-int om_lock_named(const struct om_cg *cg, const char *name, double wait_s, int *fd, om_error_t *err);
+int om_lock_named(const struct om_cg *cg, const char *name, const struct om_bound *wait, int *fd, om_error_t *err);
 
 /* Locks held together (joingroup). */
 struct om_locks {
@@ -48,8 +49,8 @@ struct om_locks {
  * `except`), and the PID lock of an omckpt -p holding one of them in its
  * temporary leaf, each once into h: nothing a checkpoint holds frozen is
  * moved. A process that is gone is skipped (the caller reports it). */
-int om_locks_take_sources(const struct om_cg *cg, pid_t pid, unsigned long except, double wait_s, struct om_locks *h,
-			  om_error_t *err);
+int om_locks_take_sources(const struct om_cg *cg, pid_t pid, unsigned long except, const struct om_bound *wait,
+			  struct om_locks *h, om_error_t *err);
 void om_locks_release(struct om_locks *h);
 
 /* Lock names: "group-<G>" / "pid-<PID>" (also the intent's name). */

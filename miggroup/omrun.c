@@ -74,7 +74,8 @@ int main(int argc, char **argv)
 		logabs = om_strdup_printf("%s/%s", cwd, log);
 		log = logabs;
 	}
-	if (om_cg_init(&cg, &err) < 0 || om_group_lock(&cg, id, lock_wait, &lock_fd, &err) < 0)
+	if (om_cg_init(&cg, &err) < 0 ||
+	    om_group_lock(&cg, id, &(struct om_bound){.timeout_s = lock_wait, .cancel_fd = 0}, &lock_fd, &err) < 0)
 		return om_cli_fail(prog, &err);
 	if (om_keeper_run(&cg, id, argv + optind, log, &pid, &err) < 0) {
 		if (err->status == ENOENT) /* the command (or the log's directory) */

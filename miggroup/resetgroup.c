@@ -56,7 +56,8 @@ int main(int argc, char **argv)
 	if (optind != argc - 1)
 		return om_cli_usage_error(prog, "expected one miggroup G");
 	if (om_group_parse_id(argv[optind], false, &id, &err) < 0 || om_cg_init(&cg, &err) < 0 ||
-	    om_group_lock(&cg, id, lock_wait, &lock_fd, &err) < 0 || om_group_reset(&cg, id, &pids, &n, &err) < 0)
+	    om_group_lock(&cg, id, &(struct om_bound){.timeout_s = lock_wait, .cancel_fd = 0}, &lock_fd, &err) < 0 ||
+	    om_group_reset(&cg, id, &pids, &n, &err) < 0)
 		return om_cli_fail(prog, &err);
 	close(lock_fd);
 	for (size_t i = 0; i < n && !quiet; i++)

@@ -286,8 +286,12 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 		return om_make_error(err, ENOMEM, "resolve store");
 	if (om_cg_init(&c.cg, err) < 0)
 		return -1;
-	if (o->group ? om_group_lock(&c.cg, o->group, o->lock_wait, &lock_fd, err) < 0
-		     : om_pid_lock(&c.cg, o->pid, o->lock_wait, &lock_fd, err) < 0)
+	if (o->group
+		? om_group_lock(&c.cg, o->group,
+				&(struct om_bound){.timeout_s = o->lock_wait, .cancel_fd = o->cancel_fd}, &lock_fd,
+				err) < 0
+		: om_pid_lock(&c.cg, o->pid, &(struct om_bound){.timeout_s = o->lock_wait, .cancel_fd = o->cancel_fd},
+			      &lock_fd, err) < 0)
 		return -1;
 	if (om_store_open(&st, store_path, false, err) < 0) {
 		om_error_set_exit(err, OM_EXIT_STORE);
@@ -305,7 +309,9 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	/* a group's generation rejoins the group; omckpt -p of a tree of a group too */
 	c.group = m->group ? m->group : m->has_from_group ? m->from_group : 0;
 	c.use_group = c.group != 0;
-	if (c.use_group && !o->group && om_group_lock(&c.cg, c.group, o->lock_wait, &group_fd, err) < 0)
+	if (c.use_group && !o->group &&
+	    om_group_lock(&c.cg, c.group, &(struct om_bound){.timeout_s = o->lock_wait, .cancel_fd = o->cancel_fd},
+			  &group_fd, err) < 0)
 		goto out;
 	om_workdir_sweep(om_workdir(o->workdir));
 	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/restore-%s%lu-%d", om_workdir(o->workdir), o->group ? "g" : "p",

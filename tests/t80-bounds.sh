@@ -17,7 +17,7 @@ HANG=$OM_SRCDIR/tests/stand-in/criu-hang
 OM_REAL_CRIU=${OM_CRIU:-$(command -v criu || echo /usr/local/sbin/criu)}
 export OM_REAL_CRIU
 
-plan 65
+plan 69
 
 # no stand-in CRIU is left behind (its request never answered)
 no_hung_criu() {
@@ -161,6 +161,14 @@ like "$W/lockwait.err" "wait for the lock" "... naming the wait"
 # shellcheck disable=SC2086
 ok "... and the group runs, not frozen" not_stopped $pids
 ok "... and advances" advancing d1
+exec {lk}>"/run/omtools/group-$G.lock"
+flock "$lk"
+interrupt grouplock TERM "$OMCKPT" -g "$G" --lock-wait 60
+exec {lk}>&-
+ok "SIGTERM stops omckpt --lock-wait 60 waiting on the group's node lock: exit 143" test "$RC" -eq 143
+ok "... at once" test "$STOP_S" -le 5
+like "$W/grouplock.err" "wait for the lock .*group-$G.lock" "... naming the lock"
+ok "... and the group runs on" advancing d1
 check "omckpt --leave-running -g $G" "$OMCKPT" --leave-running -g "$G"
 interrupt pidwait TERM "$OMRESTORE" -g "$G" --pid-wait 60
 ok "SIGTERM stops omrestore --pid-wait 60 waiting for taken PIDs: exit 143" test "$RC" -eq 143
