@@ -266,57 +266,53 @@ static int cmp_pid_t(const void *a, const void *b)
 
 /* A terminal whose master side lives outside the tree cannot be dumped by
  * CRIU; say so in the administrator's terms before CRIU does in its own. */
+struct tty_scan {
+	pid_t pid;
+	bool has_master;
+	pid_t tty_pid;
+	int tty_fd;
+	char tty_path[256];
+};
+
+static int scan_tty(void *arg, int fd, const char *target, om_error_t *err)
+{
+	struct tty_scan *t = arg;
+
+	(void)err;
+	if (strcmp(target, "/dev/ptmx") == 0 || strncmp(target, "/dev/pts/ptmx", 13) == 0)
+		t->has_master = true;
+	else if (t->tty_pid == 0 && (strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0 ||
+				     strcmp(target, "/dev/console") == 0)) {
+		t->tty_pid = t->pid;
+		t->tty_fd = fd;
+		snprintf(t->tty_path, sizeof(t->tty_path), "%s", target);
+	}
+	return 0;
+}
+
 static int check_no_foreign_tty(struct ckpt_ctx *c, const pid_t *seen, size_t n_seen, om_error_t *err)
 {
 	for (size_t i = 0; i < c->g.n_trees; i++) {
 		struct om_tree *t = &c->g.trees[i];
-		bool has_master = false;
-		pid_t tty_pid = 0;
-		int tty_fd = -1;
-		char tty_path[256] = "";
+		struct tty_scan ts = {.tty_fd = -1};
 
 		for (size_t j = 0; j < t->n_members; j++) {
-			char dir[64];
-			DIR *d;
-			struct dirent *de;
+			om_error_t tmp = NULL;
 
 			if (t->members[j].state == 'Z' ||
 			    (n_seen && bsearch(&t->members[j].pid, seen, n_seen, sizeof(pid_t), cmp_pid_t)))
 				continue; /* checked before the freeze */
-			snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)t->members[j].pid);
-			d = opendir(dir);
-			if (d == NULL)
-				continue;
-			while ((de = readdir(d)) != NULL) {
-				char link[320], target[256];
-				ssize_t n;
-
-				if (de->d_name[0] == '.')
-					continue;
-				snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
-				n = readlink(link, target, sizeof(target) - 1);
-				if (n <= 0)
-					continue;
-				target[n] = '\0';
-				if (strcmp(target, "/dev/ptmx") == 0 || strncmp(target, "/dev/pts/ptmx", 13) == 0)
-					has_master = true;
-				else if (tty_pid == 0 &&
-					 (strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0 ||
-					  strcmp(target, "/dev/console") == 0)) {
-					tty_pid = t->members[j].pid;
-					tty_fd = atoi(de->d_name);
-					snprintf(tty_path, sizeof(tty_path), "%s", target);
-				}
-			}
-			closedir(d);
+			ts.pid = t->members[j].pid;
+			if (om_proc_fds(ts.pid, scan_tty, &ts, &tmp) < 0)
+				om_error_release(&tmp); /* gone meanwhile */
 		}
-		if (tty_pid && !has_master)
+		if (ts.tty_pid && !ts.has_master)
 			return om_make_error(
 			    err, 0,
 			    "process %d (tree %d) has the terminal %s open on fd %d: CRIU cannot move a "
 			    "terminal whose other side is outside the tree; start it with omrun, or "
 			    "with its stdin, stdout and stderr redirected",
-			    (int)tty_pid, (int)t->root, tty_path, tty_fd);
+			    (int)ts.tty_pid, (int)t->root, ts.tty_path, ts.tty_fd);
 	}
 	return 0;
 }

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "netlock.h"
+#include "proc.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -21,57 +22,49 @@
 #define TCP_REPAIR 19
 #endif
 
+struct sock_list {
+	unsigned long **inos;
+	int **fdnums;
+	size_t *n, cap;
+};
+
+static int add_socket(void *arg, int fd, const char *target, om_error_t *err)
+{
+	struct sock_list *l = arg;
+	unsigned long ino;
+
+	if (sscanf(target, "socket:[%lu]", &ino) != 1)
+		return 0;
+	if (*l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		unsigned long *ni = realloc(*l->inos, nc * sizeof(**l->inos));
+		if (ni == NULL)
+			return om_make_error(err, ENOMEM, "list sockets");
+		*l->inos = ni;
+		if (l->fdnums) {
+			int *nf = realloc(*l->fdnums, nc * sizeof(**l->fdnums));
+			if (nf == NULL)
+				return om_make_error(err, ENOMEM, "list sockets");
+			*l->fdnums = nf;
+		}
+		l->cap = nc;
+	}
+	(*l->inos)[*l->n] = ino;
+	if (l->fdnums)
+		(*l->fdnums)[*l->n] = fd;
+	(*l->n)++;
+	return 0;
+}
+
 /* the socket inodes among a process's fds; fdnums (optional) gets each one's fd */
 static int socket_inodes(pid_t pid, unsigned long **inos, int **fdnums, size_t *n, om_error_t *err)
 {
-	char dir[64];
-	DIR *d;
-	struct dirent *de;
-	size_t cap = 0;
+	struct sock_list l = {.inos = inos, .fdnums = fdnums, .n = n};
 
 	*n = 0;
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	d = opendir(dir);
-	if (d == NULL)
-		return errno == ENOENT ? 0 : om_make_error(err, errno, "open %s", dir);
-	while ((de = readdir(d)) != NULL) {
-		char link[320], target[64];
-		unsigned long ino;
-		ssize_t len;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
-		len = readlink(link, target, sizeof(target) - 1);
-		if (len <= 0)
-			continue;
-		target[len] = '\0';
-		if (sscanf(target, "socket:[%lu]", &ino) != 1)
-			continue;
-		if (*n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			unsigned long *ni = realloc(*inos, nc * sizeof(**inos));
-			if (ni == NULL)
-				goto oom;
-			*inos = ni;
-			if (fdnums) {
-				int *nf = realloc(*fdnums, nc * sizeof(**fdnums));
-				if (nf == NULL)
-					goto oom;
-				*fdnums = nf;
-			}
-			cap = nc;
-		}
-		(*inos)[*n] = ino;
-		if (fdnums)
-			(*fdnums)[*n] = atoi(de->d_name);
-		(*n)++;
-	}
-	closedir(d);
+	if (om_proc_fds(pid, add_socket, &l, err) < 0)
+		return om_error_wrap(err, "sockets of process %d", (int)pid);
 	return 0;
-oom:
-	closedir(d);
-	return om_make_error(err, ENOMEM, "sockets of process %d", (int)pid);
 }
 
 /* "0100007F:1F90" (IPv4) or 32 hex digits (IPv6), as /proc/net/tcp{,6} print them */

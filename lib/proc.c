@@ -314,3 +314,31 @@ void om_proc_kill_trees(const pid_t *roots, size_t n)
 		close(fds[i]);
 	(void)om_pids_wait_gone(all, nall, 5);
 }
+
+int om_proc_fds(pid_t pid, om_proc_fd_fn fn, void *arg, om_error_t *err)
+{
+	char dir[64];
+	DIR *d;
+	struct dirent *de;
+	int ret = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (d == NULL)
+		return errno == ENOENT || errno == ESRCH ? 0 : om_make_error(err, errno, "open %s", dir);
+	while (ret == 0 && (de = readdir(d)) != NULL) {
+		char link[320], target[256];
+		ssize_t len;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue; /* closed meanwhile */
+		target[len] = '\0';
+		ret = fn(arg, atoi(de->d_name), target, err);
+	}
+	closedir(d);
+	return ret < 0 ? -1 : 0;
+}

@@ -40,6 +40,12 @@ bool om_proc_is_kthread(pid_t pid);
 /* Wait up to timeout_s until none of pids is alive (a zombie counts as gone).
  * Returns 0, or the first PID still alive then. */
 pid_t om_pids_wait_gone(const pid_t *pids, size_t n, double timeout_s);
+/* Call fn(arg, fd, target) for each open fd of pid, with the fd's link
+ * target ("socket:[123]", "/dev/pts/0", "anon_inode:[timerfd]"...). A
+ * process that is gone has no fds (0). fn returns <0 (with *err set) to
+ * stop: om_proc_fds then returns that. */
+typedef int (*om_proc_fd_fn)(void *arg, int fd, const char *target, om_error_t *err);
+int om_proc_fds(pid_t pid, om_proc_fd_fn fn, void *arg, om_error_t *err);
 /* Kill every process of the trees rooted at roots[0..n-1]: each process is
  * stopped (through a pidfd, so a reused PID is never hit) and the trees are
  * listed again until no new process appears (a stopped process cannot fork),

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "timerfd.h"
+#include "proc.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -63,42 +64,40 @@ static int rearm(pid_t pid, int *pidfd, int fdnum, const struct tfd_info *ti, om
 	return 0;
 }
 
+struct rearm_arg {
+	pid_t pid;
+	int pidfd;
+	size_t *fixed;
+};
+
+static int rearm_one(void *arg, int fd, const char *target, om_error_t *err)
+{
+	struct rearm_arg *a = arg;
+	struct tfd_info ti = {0};
+	char num[16];
+
+	snprintf(num, sizeof(num), "%d", fd);
+	if (strcmp(target, "anon_inode:[timerfd]") != 0 || read_info(a->pid, num, &ti) < 0)
+		return 0;
+	if (ti.vs != 0 || ti.vns != 0 || (ti.is == 0 && ti.ins == 0))
+		return 0; /* armed, or a one-shot timer that has fired */
+	if (rearm(a->pid, &a->pidfd, fd, &ti, err) < 0)
+		return -1;
+	(*a->fixed)++;
+	return 0;
+}
+
 int om_timerfd_rearm(const pid_t *pids, size_t n, size_t *fixed, om_error_t *err)
 {
 	*fixed = 0;
 	for (size_t i = 0; i < n; i++) {
-		char dir[64];
-		DIR *d;
-		struct dirent *de;
-		cleanup_close int pidfd = -1;
+		struct rearm_arg a = {.pid = pids[i], .pidfd = -1, .fixed = fixed};
+		int r = om_proc_fds(pids[i], rearm_one, &a, err); /* a process gone: the restore's checks say so */
 
-		snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pids[i]);
-		d = opendir(dir);
-		if (d == NULL)
-			continue; /* gone: the restore's own checks say so */
-		while ((de = readdir(d)) != NULL) {
-			char link[320], target[64];
-			struct tfd_info ti = {0};
-			ssize_t len;
-
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
-			len = readlink(link, target, sizeof(target) - 1);
-			if (len <= 0)
-				continue;
-			target[len] = '\0';
-			if (strcmp(target, "anon_inode:[timerfd]") != 0 || read_info(pids[i], de->d_name, &ti) < 0)
-				continue;
-			if (ti.vs != 0 || ti.vns != 0 || (ti.is == 0 && ti.ins == 0))
-				continue; /* armed, or a one-shot timer that has fired */
-			if (rearm(pids[i], &pidfd, atoi(de->d_name), &ti, err) < 0) {
-				closedir(d);
-				return -1;
-			}
-			(*fixed)++;
-		}
-		closedir(d);
+		if (a.pidfd >= 0)
+			close(a.pidfd);
+		if (r < 0)
+			return -1;
 	}
 	return 0;
 }
