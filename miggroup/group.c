@@ -359,7 +359,7 @@ static int move_tree(const struct om_cg *cg, pid_t pid, const char *target, unsi
 	return 0;
 }
 
-static int check_joinable(pid_t pid, om_error_t *err)
+int om_group_check_joinable(pid_t pid, om_error_t *err)
 {
 	enum om_pid_state st = om_pid_state(pid);
 
@@ -398,7 +398,7 @@ int om_group_join(const struct om_cg *cg, unsigned long id, pid_t pid, pid_t *tr
 
 	if (tree_root)
 		*tree_root = 0;
-	if (check_joinable(pid, err) < 0)
+	if (om_group_check_joinable(pid, err) < 0)
 		return -1;
 	if (id == 0)
 		return move_tree(cg, pid, NULL, 0, 0, err);

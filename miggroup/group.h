@@ -55,6 +55,9 @@ int om_group_keep_tree(struct om_group *g, pid_t root);
 /* All member pids, sorted. */
 int om_group_pids(const struct om_group *g, pid_t **pids, size_t *n, om_error_t *err);
 
+/* May pid join a group at all? (not init, a kernel thread, a keeper, this
+ * command, a zombie or a free PID) OM_EUSAGE or ESRCH with the reason. */
+int om_group_check_joinable(pid_t pid, om_error_t *err);
 /* Make pid (and its current descendants) members of group id; children
  * forked later follow through the cgroup. id 0 removes them from any group.
  * *tree_root receives the root of the tree pid now belongs to. */

@@ -82,7 +82,9 @@ int main(int argc, char **argv)
 	}
 	int rc = 0;
 	for (int i = 0; i < npids; i++) {
-		if (om_locks_take_sources(&cg, pids[i], g, &(struct om_bound){.timeout_s = lock_wait, .cancel_fd = 0},
+		/* refused before any lock: the descendants of init are everybody */
+		if (om_group_check_joinable(pids[i], &err) < 0 ||
+		    om_locks_take_sources(&cg, pids[i], g, &(struct om_bound){.timeout_s = lock_wait, .cancel_fd = 0},
 					  &held, &err) < 0 ||
 		    om_group_join(&cg, g, pids[i], NULL, &err) < 0) {
 			rc = om_cli_fail(prog, &err);

@@ -87,6 +87,8 @@ for cg in v2 v1; do
 	ok "[$cg] the outside worker was not moved in" not in_cgroup "${WPID[out]}"
 	ok "[$cg] the member child $kid was not moved out" in_cgroup "$kid"
 	ok "[$cg] ... nor its parent into $G2" not in_cgroup "$par" "$G2"
+	# init's descendants are everybody, $G's members included: refused first, not busy
+	check_rc 2 "[$cg] joingroup of PID 1 is refused (exit 2) while $G is locked" "$JOINGROUP" 1 "$G2"
 
 	check "[$cg] resetgroup --lock-wait 60 waits for the omckpt" "$RESETGROUP" --lock-wait 60 "$G"
 	wait $holder
