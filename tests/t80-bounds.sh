@@ -16,13 +16,15 @@ export OM_CGROUP=v2
 HANG=$OM_SRCDIR/tests/stand-in/criu-hang
 OM_REAL_CRIU=${OM_CRIU:-$(command -v criu || echo /usr/local/sbin/criu)}
 export OM_REAL_CRIU
+OM_HANG_TAG=$$
+export OM_HANG_TAG
 
 plan 69
 
 # no stand-in CRIU is left behind (its request never answered)
 no_hung_criu() {
 	local left
-	left=$(pgrep -f '^sleep 86401$' || true)
+	left=$(pgrep -f "^criu-hang-$OM_HANG_TAG 86401" || true)
 	[ -z "$left" ] && return 0
 	diag "stand-in CRIU still there: $left"
 	return 1
