@@ -98,6 +98,7 @@ int om_store_open(struct om_store *st, const char *path, bool for_write, om_erro
 
 	st->path = NULL;
 	st->fd = -1;
+	st->cancel_fd = 0; /* no cancel unless the caller sets one */
 	if (path == NULL || *path == '\0') {
 		path = resolved = om_store_resolve_path(NULL);
 		if (resolved == NULL)
