@@ -152,16 +152,17 @@ cycle() {
 	# shellcheck disable=SC2206
 	local objv=($objs)
 	for k in "${objv[@]}"; do [ "$k" = -- ] && break; keys+=("$k"); done
-	mapfile -t pids < <(pids_of "${names[@]}")
+	mapfile -t pids < <(pids_of "${names[@]}" | grep .)
 	mapfile -t snapv < <(snap "${names[@]}")
 	ids_before=$(for k in "${keys[@]}"; do echo "$k m$(ipc_id m "$k") s$(ipc_id s "$k") q$(ipc_id q "$k")"; done)
 	if [ "$how" = migrate ]; then
-		check "[$label] omckpt -g $G (migration, generation $gen)" "$OMCKPT" -g "$G"
+		check "[$label] omckpt -g $G (migration, generation $gen)" "$OMCKPT" -g "$G" || return 1
 		ok "[$label] ... every process is gone" all_gone 10 "${pids[@]}"
 		ok "[$label] ... the group's segments, semaphores, queues and /dev/shm files are gone from the node" \
 			ipc_gone "${objv[@]}"
 	else
-		check "[$label] omckpt --leave-running -g $G (generation $gen)" "$OMCKPT" --leave-running -g "$G"
+		check "[$label] omckpt --leave-running -g $G (generation $gen)" "$OMCKPT" --leave-running -g "$G" ||
+			return 1
 		ok "[$label] ... the programs run on, not restored" continued_running "${snapv[@]}"
 		[ "${#objv[@]}" -gt 1 ] &&
 			ok "[$label] ... the segments and files stay while the group runs" not ipc_gone "${objv[@]}"
@@ -171,7 +172,7 @@ cycle() {
 	remove_ipc $objs
 	ok "[$label] ... nothing of the group is left on the node (as on another node)" ipc_gone "${objv[@]}"
 	ok "[$label] ... the pids are free" pids_free 15 "${pids[@]}"
-	check "[$label] omrestore -g $G --generation $gen" "$OMRESTORE" -g "$G" --generation "$gen"
+	check "[$label] omrestore -g $G --generation $gen" "$OMRESTORE" -g "$G" --generation "$gen" || return 1
 	ok "[$label] ... every process is back with its pid" all_alive "${pids[@]}"
 	ids_after=$(for k in "${keys[@]}"; do echo "$k m$(ipc_id m "$k") s$(ipc_id s "$k") q$(ipc_id q "$k")"; done)
 	[ "${#keys[@]}" -gt 0 ] &&
@@ -319,41 +320,44 @@ finish_ok xv-1
 new_group
 key 4
 ok "[busy] two trees over segment $K" eval "app ea sysv --key $K --role a && ready ea && app eb sysv --key $K --role b && ready eb"
-mapfile -t epids < <(pids_of ea eb)
-esnap=$(snap ea eb)
+mapfile -t epids < <(pids_of ea eb | grep .)
 eid=$(ipc_id m "$K")
-check "[busy] omckpt -g $G" "$OMCKPT" -g "$G"
-remove_ipc "$K"
-ok "[busy] ... the pids are free" pids_free 15 "${epids[@]}"
-fid=$(mkseg "$K")
-_FOREIGN+=("$fid")
-ok "[busy] a foreign segment ($fid) now holds key $K" test -n "$(ipc_id m "$K")"
-check_rc 6 "[busy] omrestore refuses with exit 6" "$OMRESTORE" -g "$G"
-tr '[:upper:]' '[:lower:]' <"$ERR" >"$ERR.lc"
-like "$ERR.lc" "${K#0x}|$((K))" "[busy] ... the message names the key"
-ok "[busy] ... nothing is restored" all_gone 2 "${epids[@]}"
-is "$(ipc_id m "$K")" "$fid" "[busy] ... the foreign segment is untouched"
-ipcrm -m "$fid"
-check "[busy] omrestore succeeds once it is removed" "$OMRESTORE" -g "$G"
-# shellcheck disable=SC2086
-ok "[busy] ... the trees carry on" continued_restored $esnap
-is "$(ipc_id m "$K")" "$eid" "[busy] ... with the segment's id"
 
-# the same with the segment's id taken (by a segment of another key)
-esnap=$(snap ea eb)
-check "[busy-id] omckpt -g $G again" "$OMCKPT" -g "$G"
-remove_ipc "$K"
-ok "[busy-id] ... the pids are free" pids_free 15 "${epids[@]}"
-fid=$(mkseg 0 "$eid")
-_FOREIGN+=("$fid")
-is "$fid" "$eid" "[busy-id] a foreign private segment takes id $eid"
-check_rc 6 "[busy-id] omrestore refuses with exit 6" "$OMRESTORE" -g "$G"
-like "$ERR" "(^|[^0-9])$eid([^0-9]|\$)" "[busy-id] ... the message names the id $eid"
-ok "[busy-id] ... nothing is restored" all_gone 2 "${epids[@]}"
-ipcrm -m "$fid"
-check "[busy-id] omrestore succeeds once it is removed" "$OMRESTORE" -g "$G"
-# shellcheck disable=SC2086
-ok "[busy-id] ... the trees carry on" continued_restored $esnap
+# busy WHAT : migrate $G, put a foreign segment on the node that takes the
+# group's key (WHAT=key) or its segment's id (WHAT=id); omrestore must exit 6
+# and succeed once the foreign segment is gone
+busy() {
+	local what=$1 esnap fid
+	esnap=$(snap ea eb)
+	check "[busy-$what] omckpt -g $G" "$OMCKPT" -g "$G" || return 1
+	remove_ipc "$K"
+	ok "[busy-$what] ... the pids are free" pids_free 15 "${epids[@]}"
+	if [ "$what" = key ]; then
+		fid=$(mkseg "$K")
+		_FOREIGN+=("$fid")
+		ok "[busy-$what] a foreign segment ($fid) now holds key $K" test -n "$(ipc_id m "$K")"
+	else
+		fid=$(mkseg 0 "$eid")
+		_FOREIGN+=("$fid")
+		is "$fid" "$eid" "[busy-$what] a foreign private segment takes id $eid"
+	fi
+	check_rc 6 "[busy-$what] omrestore refuses with exit 6" "$OMRESTORE" -g "$G"
+	tr '[:upper:]' '[:lower:]' <"$ERR" >"$ERR.lc"
+	if [ "$what" = key ]; then
+		like "$ERR.lc" "${K#0x}|$((K))" "[busy-$what] ... the message names the key"
+	else
+		like "$ERR" "(^|[^0-9])$eid([^0-9]|\$)" "[busy-$what] ... the message names the id $eid"
+	fi
+	ok "[busy-$what] ... nothing is restored" all_gone 2 "${epids[@]}"
+	is "$(ipc_id m "$K")" "$([ "$what" = key ] && echo "$fid")" "[busy-$what] ... the foreign segment is untouched"
+	ipcrm -m "$fid"
+	check "[busy-$what] omrestore succeeds once it is removed" "$OMRESTORE" -g "$G" || return 1
+	# shellcheck disable=SC2086
+	ok "[busy-$what] ... the trees carry on" continued_restored $esnap
+	is "$(ipc_id m "$K")" "$eid" "[busy-$what] ... with the segment's id"
+}
+busy key
+busy id
 finish_ok ea
 finish_ok eb
 
