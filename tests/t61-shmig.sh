@@ -216,6 +216,9 @@ ok "[posix] ... ready" ready pf pw pr
 ok "[posix] records flow" eval "advancing pf && advancing pw 0.3 && advancing pr 0.3"
 files="$(shm_files "$PF") $(shm_files "$PU")"
 cycle posix migrate 1 "-- $files" pf pw pr
+check "[posix] omdecode gen-1" "$OMDECODE" "$OM_STORE/groups/$G/gen-1"
+like "$OUT" "$PF" "[posix] ... it shows /dev/shm/$PF"
+like "$OUT" "sem\.$PU-items" "[posix] ... and the named semaphore sem.$PU-items"
 cycle posix keep 2 "-- $files" pf pw pr
 finish_ok pf
 finish_ok pw
@@ -241,6 +244,10 @@ ok "[msg] a queue of 10 messages and 5 semaphores (1..5), key $K" app mq sysv-ms
 ok "[msg] ... ready" ready mq
 ok "[msg] ... rotating" advancing mq
 cycle msg migrate 1 "$K --" mq
+check "[msg] omdecode gen-1" "$OMDECODE" "$OM_STORE/groups/$G/gen-1"
+tr '[:upper:]' '[:lower:]' <"$OUT" >"$OUT.lc"
+is "$(grep -c "${K#0x}" "$OUT.lc")" 2 "[msg] ... it shows the queue and the semaphore set (two lines with key $K)"
+like "$OUT" "1,2,3,4,[56]" "[msg] ... with the semaphore values 1,2,3,4,5|6"
 cycle msg keep 2 "$K --" mq
 finish_ok mq
 ok "[msg] the program removed its queue and semaphores" ipc_gone "$K"
