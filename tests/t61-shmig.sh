@@ -12,7 +12,9 @@
 #   - a SysV message queue and a set of 5 semaphores with known values.
 # Refusals (exit 5, group thawed and running, no generation, the message names
 # the process): a segment attached by an outsider, a /dev/shm file mapped by an
-# outsider, memfd and shared anonymous memory across two trees of the group.
+# outsider, a named semaphore created by an outsider (its mapping shows
+# glibc's unlinked temporary name), memfd and shared anonymous memory across
+# two trees of the group.
 # omrestore refuses (exit 6) when a foreign segment holds the key or the id,
 # and succeeds once it is removed. omdecode shows the saved segments.
 set -u
@@ -299,6 +301,44 @@ refused outsider-posix "${WPID[or]}"
 ok "[outsider-posix] ... the files are still there" not ipc_gone -- $(shm_files "$PO")
 finish_ok ow
 finish_ok or
+
+# ---- a named semaphore created by an outsider, opened by a member ----
+# glibc's sem_open creates /dev/shm/sem.XXXXXX, maps it, links it to
+# sem.NAME and unlinks the temporary name: the creator's mapping shows as
+# "/dev/shm/sem.XXXXXX (deleted)" while the file lives on as sem.NAME
+shmname so
+SO=$SHM
+PY=$(python3 -c 'import sys; print(sys.executable)')
+cat >"$W/semhold.py" <<'EOF2'
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.sem_open.restype = ctypes.c_void_p
+flags = os.O_CREAT | os.O_EXCL if sys.argv[2] == "create" else 0
+s = libc.sem_open(sys.argv[1].encode(), flags, 0o600, 1)
+if not s or s == ctypes.c_void_p(-1).value:
+    sys.exit("sem_open: " + os.strerror(ctypes.get_errno()))
+open(sys.argv[3], "w").close()
+while True:
+    time.sleep(0.1)
+EOF2
+new_group
+setsid "$PY" "$W/semhold.py" "/$SO" create "$W/so-create.ready" </dev/null >"$W/so-create.log" 2>&1 &
+so_out=$!
+track_pid "$so_out"
+for _ in $(seq 100); do [ -e "$W/so-create.ready" ] && break; sleep 0.1; done
+run "$OMRUN" -g "$G" -o "$W/so-open.log" -- "$PY" "$W/semhold.py" "/$SO" open "$W/so-open.ready"
+so_in=$(head -n1 "$OUT" | tr -d '[:space:]')
+track_pid "$so_in"
+for _ in $(seq 100); do [ -e "$W/so-open.ready" ] && break; sleep 0.1; done
+ok "[outsider-sem] an outsider ($so_out) created sem.$SO, a member ($so_in) opened it" \
+	test -e "$W/so-create.ready" -a -e "$W/so-open.ready" -a -e "/dev/shm/sem.$SO"
+check_rc 5 "[outsider-sem] omckpt -g $G refuses with exit 5" "$OMCKPT" -g "$G"
+like "$ERR" "(^|[^0-9])$so_out \(" "[outsider-sem] ... the message names the outsider $so_out"
+ok "[outsider-sem] ... both still run" eval "all_alive $so_out $so_in && not_stopped $so_out $so_in"
+ok "[outsider-sem] ... sem.$SO is still on the node" test -e "/dev/shm/sem.$SO"
+ok "[outsider-sem] ... no generation is written" no_generation "$OM_STORE/groups/$G"
+kill -9 "$so_out" "$so_in" 2>/dev/null
+reap "$so_out"
 
 # ---- a memfd shared by two trees of the group ----
 new_group
