@@ -7,7 +7,8 @@
 # removed, as on another node) and as omckpt --leave-running, kill of every
 # member, removal of the segments and files, omrestore --generation N:
 #   - SysV shm counters of two trees under a SysV semaphore (+ 8 MiB pattern);
-#   - a POSIX shm ring with named semaphores, reader forked and unrelated;
+#   - a POSIX shm ring with named semaphores, reader forked and unrelated
+#     (the writer's semaphores as sem_open created them, and opened again);
 #   - MAP_SHARED|MAP_ANONYMOUS and memfd memory of a parent and 3 children;
 #   - a SysV message queue and a set of 5 semaphores with known values.
 # Refusals (exit 5, group thawed and running, no generation, the message names
@@ -228,6 +229,24 @@ finish_ok pw
 finish_ok pr
 # shellcheck disable=SC2086
 ok "[posix] the programs removed their /dev/shm files" ipc_gone -- $files
+
+# ---- the same ring, the writer having opened its semaphores again by name ----
+# (its mappings show sem.NAME, not glibc's unlinked temporary names)
+new_group
+shmname rf
+RF=$SHM
+shmname ru
+RU=$SHM
+ok "[posix-reopened] writer with a forked reader over /dev/shm/$RF" app rf posix --shm-name "$RF" --reopen-sems
+ok "[posix-reopened] writer over /dev/shm/$RU" app rw posix --shm-name "$RU" --unrelated --role writer --reopen-sems
+ok "[posix-reopened] an unrelated reader" app rr posix --shm-name "$RU" --unrelated --role reader
+ok "[posix-reopened] ... ready" ready rf rw rr
+files="$(shm_files "$RF") $(shm_files "$RU")"
+cycle posix-reopened migrate 1 "-- $files" rf rw rr
+cycle posix-reopened keep 2 "-- $files" rf rw rr
+finish_ok rf
+finish_ok rw
+finish_ok rr
 
 # ---- shared anonymous memory and a memfd: a parent and 3 children ----
 new_group

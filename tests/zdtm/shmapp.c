@@ -17,6 +17,9 @@
  *              records with checksums, the reader checks order and contents (no
  *              record lost or duplicated). The writer forks the reader, or with
  *              --unrelated the reader is a second program started separately.
+ *              The writer creates the semaphores with sem_open (its mappings
+ *              show glibc's unlinked temporary names); with --reopen-sems it
+ *              closes and opens them again by name.
  *   anon       [--children N (3)]: a parent and N children over a
  *              MAP_SHARED|MAP_ANONYMOUS mapping and a memfd mapped MAP_SHARED;
  *              the parent publishes a tick, each child acknowledges it and counts
@@ -90,7 +93,7 @@ union semun {
 static volatile sig_atomic_t got_term;
 static const char *opt_dir, *opt_name, *opt_mode, *opt_role, *opt_shm_name, *opt_sock, *opt_via = "memfd";
 static key_t opt_key;
-static bool have_key, opt_unrelated;
+static bool have_key, opt_unrelated, opt_reopen;
 static long opt_children = 3;
 static char result_path[4096], result_tmp[4096];
 static int status_fd = -1;
@@ -247,7 +250,8 @@ static __attribute__((noreturn)) void usage(const char *msg)
 	if (msg)
 		fprintf(stderr, "shmapp: %s\n", msg);
 	fprintf(stderr, "usage: shmapp sysv --dir DIR --name NAME --key K --role a|b\n"
-			"       shmapp posix --dir DIR --name NAME --shm-name N [--unrelated --role writer|reader]\n"
+			"       shmapp posix --dir DIR --name NAME --shm-name N [--unrelated --role writer|reader] "
+			"[--reopen-sems]\n"
 			"       shmapp anon --dir DIR --name NAME [--children N (1..8, default 3)]\n"
 			"       shmapp anon-cross --dir DIR --name NAME --via memfd --role a|b --sock PATH\n"
 			"       shmapp anon-cross --dir DIR --name NAME --via anon\n"
@@ -910,6 +914,16 @@ static void posix_setup(void)
 		space = sem_open(space_name, O_CREAT | O_EXCL, 0600, RING_SLOTS);
 		if (items == SEM_FAILED || space == SEM_FAILED)
 			fail("sem_open %s / %s: %s", items_name, space_name, strerror(errno));
+		if (opt_reopen) {
+			/* the creator maps glibc's temporary, unlinked name; opened
+			 * again, the mappings show the names in /dev/shm */
+			sem_close(items);
+			sem_close(space);
+			items = sem_open(items_name, 0);
+			space = sem_open(space_name, 0);
+			if (items == SEM_FAILED || space == SEM_FAILED)
+				fail("sem_open again %s / %s: %s", items_name, space_name, strerror(errno));
+		}
 		fill_pattern(ppat, POSIX_WORDS, pseed);
 		atomic_store(&ring->magic, RING_MAGIC);
 		if (!opt_unrelated && fork_kid() < 0)
@@ -1487,6 +1501,10 @@ int main(int argc, char **argv)
 			usage(NULL);
 		if (!strcmp(a, "--unrelated")) {
 			opt_unrelated = true;
+			continue;
+		}
+		if (!strcmp(a, "--reopen-sems")) {
+			opt_reopen = true;
 			continue;
 		}
 		if (a[0] != '-') {
