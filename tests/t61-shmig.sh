@@ -13,9 +13,10 @@
 #   - a SysV message queue and a set of 5 semaphores with known values.
 # Refusals (exit 5, group thawed and running, no generation, the message names
 # the process): a segment attached by an outsider, a /dev/shm file mapped by an
-# outsider, a named semaphore created by an outsider (its mapping shows
-# glibc's unlinked temporary name), memfd and shared anonymous memory across
-# two trees of the group.
+# outsider or only held open by one, shared anonymous memory and a memfd of a
+# member and its parent outside the group, a named semaphore created by an
+# outsider (its mapping shows glibc's unlinked temporary name), memfd and
+# shared anonymous memory across two trees of the group.
 # omrestore refuses (exit 6) when a foreign segment holds the key or the id,
 # and succeeds once it is removed. omdecode shows the saved segments.
 set -u
@@ -29,6 +30,8 @@ if [ ! -x "$SHMAPP" ]; then
 	exit 1
 fi
 export OM_CGROUP=v2
+# python3 itself, not a wrapper script (its comm is the interpreter's)
+PY=$(python3 -c 'import sys; print(sys.executable)')
 
 # keys and /dev/shm names of this run (the node's IPC namespace is shared with
 # whatever else runs here)
@@ -278,15 +281,18 @@ ok "[msg] the program removed its queue and semaphores" ipc_gone "$K"
 
 # ================================================================ refusals ====
 
-# refused LABEL PID... : omckpt -g $G exits 5 naming every PID as "PID (shmapp)";
-# the group runs on (NAMES in $RUN), no generation
+# refused LABEL PID... ["" COMM] : omckpt -g $G exits 5 naming every PID as
+# "PID (COMM)" (COMM shmapp by default); the group runs on (NAMES in $RUN), no
+# generation
 refused() {
-	local label=$1 p
+	local label=$1 p pids=() comm=shmapp
 	shift
+	while [ $# -gt 0 ] && [ -n "$1" ]; do pids+=("$1"); shift; done
+	[ $# -gt 1 ] && comm=$2
 	mapfile -t snapv < <(snap "${RUN[@]}")
 	check_rc 5 "[$label] omckpt -g $G refuses with exit 5" "$OMCKPT" -g "$G"
-	for p in "$@"; do
-		like "$ERR" "(^|[^0-9])$p \(shmapp\)" "[$label] ... the message names $p (shmapp)"
+	for p in "${pids[@]}"; do
+		like "$ERR" "(^|[^0-9])$p \($comm\)" "[$label] ... the message names $p ($comm)"
 	done
 	ok "[$label] ... the group is thawed and runs on" continued_running "${snapv[@]}"
 	ok "[$label] ... no generation is written" no_generation "$OM_STORE/groups/$G"
@@ -321,13 +327,44 @@ ok "[outsider-posix] ... the files are still there" not ipc_gone -- $(shm_files 
 finish_ok ow
 finish_ok or
 
+# ---- a /dev/shm file only held open (no mapping) by a process outside the group ----
+new_group
+shmname ph
+PH=$SHM
+ok "[outsider-fd] a writer in the group over /dev/shm/$PH" app hw posix --shm-name "$PH" --reopen-sems
+ok "[outsider-fd] ... ready" ready hw
+setsid "$PY" -c 'import sys, time
+f = open(sys.argv[1], "rb")
+open(sys.argv[2], "w").close()
+while True:
+    time.sleep(0.1)' "/dev/shm/$PH" "$W/ph.ready" </dev/null >"$W/ph.log" 2>&1 &
+ph_out=$!
+track_pid "$ph_out"
+for _ in $(seq 100); do [ -e "$W/ph.ready" ] && break; sleep 0.1; done
+ok "[outsider-fd] an outsider ($ph_out) holds /dev/shm/$PH open" test -e "$W/ph.ready"
+RUN=(hw)
+refused outsider-fd "$ph_out" "" python3
+ok "[outsider-fd] ... /dev/shm/$PH is still there" test -e "/dev/shm/$PH"
+finish_ok hw
+kill -9 "$ph_out" 2>/dev/null
+reap "$ph_out"
+
+# ---- shared anonymous memory of a member and its parent outside the group ----
+new_group
+outsider ap anon --children 1
+ok "[outsider-anon] a parent outside the group with a child over shared anonymous memory and a memfd" ready ap
+ap_child=$(children ap)
+check "[outsider-anon] joingroup the child ($ap_child) alone" "$JOINGROUP" "$ap_child" "$G"
+RUN=(ap)
+refused outsider-anon "${WPID[ap]}"
+finish_ok ap
+
 # ---- a named semaphore created by an outsider, opened by a member ----
 # glibc's sem_open creates /dev/shm/sem.XXXXXX, maps it, links it to
 # sem.NAME and unlinks the temporary name: the creator's mapping shows as
 # "/dev/shm/sem.XXXXXX (deleted)" while the file lives on as sem.NAME
 shmname so
 SO=$SHM
-PY=$(python3 -c 'import sys; print(sys.executable)')
 cat >"$W/semhold.py" <<'EOF2'
 import ctypes, os, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
