@@ -24,6 +24,12 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #ifndef MSG_COPY
 #define MSG_COPY 040000
 #endif
@@ -370,24 +376,36 @@ bool om_shm_zero_block(const void *p, size_t len)
 	return true;
 }
 
+/* The end of the run of blocks starting at off that are all zero (zero = true)
+ * or all not zero, within len. */
+size_t om_shm_run(const char *p, size_t off, size_t len, bool zero)
+{
+	const size_t blk = 4096;
+
+	while (off < len) {
+		size_t chunk = len - off < blk ? len - off : blk;
+		if ((chunk == blk && om_shm_zero_block(p + off, chunk)) != zero)
+			break;
+		off += chunk;
+	}
+	return off;
+}
+
 int om_shm_pwrite_sparse(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const char *p = buf;
-	const size_t blk = 4096;
 
-	for (size_t done = 0; done < len;) {
-		size_t chunk = len - done < blk ? len - done : blk;
-		if (chunk == blk && om_shm_zero_block(p + done, chunk)) {
-			done += chunk;
-			continue;
-		}
-		ssize_t w = pwrite(fd, p + done, chunk, (off_t)(off + done));
-		if (w < 0) {
-			if (errno == EINTR)
+	for (size_t done = om_shm_run(p, 0, len, true); done < len;) {
+		size_t end = om_shm_run(p, done, len, false);
+		while (done < end) { /* one write per run of data */
+			ssize_t w = pwrite(fd, p + done, end - done, (off_t)(off + done));
+			if (w < 0 && errno == EINTR)
 				continue;
-			return -1;
+			if (w < 0)
+				return -1;
+			done += (size_t)w;
 		}
-		done += (size_t)w;
+		done = om_shm_run(p, done, len, true);
 	}
 	return 0;
 }
@@ -440,12 +458,21 @@ static int save_segment(const Om__ShmSegment *g, const struct om_ipc_row *row, i
 		free(vec);
 		vec = NULL;
 	}
-	for (size_t off = 0; off < g->size && r == 0; off += pg) {
-		size_t chunk = g->size - off < pg ? (size_t)(g->size - off) : pg;
-		if (vec && !(vec[off / pg] & 1))
-			continue;
-		if (om_shm_pwrite_sparse(out, (char *)addr + off, chunk, off) < 0)
-			r = om_make_error(err, errno, "write %s", g->file);
+	/* runs of pages that exist: their page table entries are filled in one
+	 * call (a fault per page costs much more, above all in a VM), then written */
+	for (size_t off = 0; off < g->size && r == 0;) {
+		size_t end = off;
+		while (end < g->size && (!vec || (vec[end / pg] & 1)))
+			end += pg;
+		if (end > g->size)
+			end = (size_t)g->size;
+		if (end > off) {
+			(void)madvise((char *)addr + off, end - off, MADV_POPULATE_READ);
+			if (om_shm_pwrite_sparse(out, (char *)addr + off, end - off, off) < 0)
+				r = om_make_error(err, errno, "write %s", g->file);
+		}
+		for (off = end; off < g->size && vec && !(vec[off / pg] & 1);)
+			off += pg;
 	}
 	shmdt(addr);
 	if (r == 0 && ftruncate(out, (off_t)g->size) < 0)
