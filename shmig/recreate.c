@@ -12,11 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 union om_semun {
 	int val;
@@ -148,14 +153,17 @@ static int read_contents(const char *dir, const char *file, uint64_t size,
 	return 0;
 }
 
+/* Into the new (zero) segment: the runs of data only, their pages allocated
+ * in one call each. */
 static int to_memory(void *arg, const char *buf, size_t len, uint64_t off)
 {
 	char *base = arg;
 
-	for (size_t i = 0; i < len; i += 4096) {
-		size_t chunk = len - i < 4096 ? len - i : 4096;
-		if (!om_shm_zero_block(buf + i, chunk) || chunk < 4096)
-			memcpy(base + off + i, buf + i, chunk);
+	for (size_t i = om_shm_run(buf, 0, len, true); i < len;) {
+		size_t end = om_shm_run(buf, i, len, false);
+		(void)madvise(base + off + i, end - i, MADV_POPULATE_WRITE);
+		memcpy(base + off + i, buf + i, end - i);
+		i = om_shm_run(buf, end, len, true);
 	}
 	return 0;
 }
