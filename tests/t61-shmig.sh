@@ -5,7 +5,9 @@
 # inside). Every scenario twice: as a migration (omckpt -g G: the group's
 # segments and /dev/shm files are gone from the node, and whatever is left is
 # removed, as on another node) and as omckpt --leave-running, kill of every
-# member, removal of the segments and files, omrestore --generation N:
+# member, removal of the segments and files, omrestore --generation N (and
+# once more leaving the group's own segments and files, changed since the
+# checkpoint, on the node for omrestore to take back):
 #   - SysV shm counters of two trees under a SysV semaphore (+ 8 MiB pattern);
 #   - a POSIX shm ring with named semaphores, reader forked and unrelated
 #     (the writer's semaphores as sem_open created them, and opened again);
@@ -150,7 +152,11 @@ kill_members() {
 	return 0
 }
 
-# cycle LABEL migrate|keep GEN "KEYS -- FILES" NAME... : one checkpoint and restore of $G
+# cycle LABEL migrate|keep|leftover GEN "KEYS -- FILES" NAME... : one checkpoint
+# and restore of $G. keep: --leave-running, kill, remove what the group left,
+# restore; leftover: the same but the group's own segments and files stay on
+# the node (changed by the programs after the checkpoint) for omrestore to
+# take back with the saved contents
 cycle() {
 	local label=$1 how=$2 gen=$3 objs=$4 snapv pids ids_before ids_after k keys=()
 	shift 4
@@ -172,11 +178,16 @@ cycle() {
 		ok "[$label] ... the programs run on, not restored" continued_running "${snapv[@]}"
 		[ "${#objv[@]}" -gt 1 ] &&
 			ok "[$label] ... the segments and files stay while the group runs" not ipc_gone "${objv[@]}"
+		[ "$how" = leftover ] && sleep 0.5 # they change what the checkpoint saved
 		ok "[$label] ... kill -9 of every member" kill_members "${pids[@]}"
 	fi
-	# shellcheck disable=SC2086
-	remove_ipc $objs
-	ok "[$label] ... nothing of the group is left on the node (as on another node)" ipc_gone "${objv[@]}"
+	if [ "$how" = leftover ]; then
+		ok "[$label] ... the group's own segments and files are left on the node" not ipc_gone "${objv[@]}"
+	else
+		# shellcheck disable=SC2086
+		remove_ipc $objs
+		ok "[$label] ... nothing of the group is left on the node (as on another node)" ipc_gone "${objv[@]}"
+	fi
 	ok "[$label] ... the pids are free" pids_free 15 "${pids[@]}"
 	check "[$label] omrestore -g $G --generation $gen" "$OMRESTORE" -g "$G" --generation "$gen" || return 1
 	ok "[$label] ... every process is back with its pid" all_alive "${pids[@]}"
@@ -204,6 +215,7 @@ tr '[:upper:]' '[:lower:]' <"$OUT" | grep -v -- --key >"$OUT.lc"
 like "$OUT.lc" "0x${K#0x}|(^|[^0-9a-fx])${K#0x}([^0-9a-f]|\$)|(^|[^0-9])$((K))([^0-9]|\$)" \
 	"[sysv] ... it shows the saved segment (key $K)"
 cycle sysv keep 2 "$K --" sa sb
+cycle sysv leftover 3 "$K --" sa sb
 finish_ok sa
 finish_ok sb
 ok "[sysv] the programs removed their segment and semaphore" ipc_gone "$K"
@@ -247,6 +259,7 @@ ok "[posix-reopened] ... ready" ready rf rw rr
 files="$(shm_files "$RF") $(shm_files "$RU")"
 cycle posix-reopened migrate 1 "-- $files" rf rw rr
 cycle posix-reopened keep 2 "-- $files" rf rw rr
+cycle posix-reopened leftover 3 "-- $files" rf rw rr
 finish_ok rf
 finish_ok rw
 finish_ok rr
@@ -276,6 +289,7 @@ like "$OUT.lc" "sem.*${K#0x}|${K#0x}.*sem" "[msg] ... it shows the semaphore set
 like "$OUT.lc" "(msg|queue).*${K#0x}|${K#0x}.*(msg|queue)" "[msg] ... and the message queue (key $K)"
 like "$OUT" "1,2,3,4,[56]" "[msg] ... with the semaphore values 1,2,3,4,5|6"
 cycle msg keep 2 "$K --" mq
+cycle msg leftover 3 "$K --" mq
 finish_ok mq
 ok "[msg] the program removed its queue and semaphores" ipc_gone "$K"
 
