@@ -31,7 +31,7 @@ if [ ! -x "$SHMAPP" ]; then
 	echo "Bail out! $SHMAPP is missing: make check builds it"
 	exit 1
 fi
-export OM_CGROUP=v2
+# the cgroup backend: $OM_CGROUP (lib.sh: v2 unless set)
 # python3 itself, not a wrapper script (its comm is the interpreter's)
 PY=$(python3 -c 'import sys; print(sys.executable)')
 
