@@ -827,35 +827,133 @@ static int check_anon(struct scan *s, const char *label, om_error_t *err)
 	return 0;
 }
 
-int om_shm_save(const struct om_shm_member *members, size_t n, const char *label, const char *dir, Om__ShmSet **out,
-		om_error_t *err)
+struct om_shm_known {
+	struct obj *v; /* kind, dev and ino only */
+	size_t n;
+};
+
+void om_shm_known_free(struct om_shm_known *k)
+{
+	if (k) {
+		free(k->v);
+		free(k);
+	}
+}
+
+/* Scan the members (their ids sorted into *sorted). */
+static int scan_members(struct scan *s, const struct om_shm_member *members, size_t n, pid_t **sorted, om_error_t *err)
+{
+	struct stat sb;
+
+	s->ipcns = ns_ino(0, "ipc");
+	s->mntns = ns_ino(0, "mnt");
+	if (stat(OM_DEV_SHM, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		s->shm_dev = sb.st_dev;
+		s->have_shm_dev = true;
+	}
+	*sorted = malloc((n ? n : 1) * sizeof(**sorted));
+	if (*sorted == NULL)
+		return om_make_error(err, ENOMEM, "scan shared memory");
+	for (size_t i = 0; i < n; i++)
+		(*sorted)[i] = members[i].pid;
+	om_pids_sort(*sorted, n);
+	s->members = *sorted;
+	s->n_members = n;
+	for (size_t i = 0; i < n; i++)
+		if (scan_one(s, members[i].pid, members[i].tree, true, err) < 0)
+			return -1;
+	return 0;
+}
+
+/* Segments and /dev/shm files used by an outside process: refused by name. */
+static int refuse_outsiders(const struct scan *s, const char *label, om_error_t *err)
+{
+	cleanup_free struct om_ipc_row *rows = NULL;
+	size_t n_rows = 0;
+	char who[96];
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct obj *o = &s->v[i];
+		const struct om_ipc_row *row;
+		if (!o->outsider)
+			continue;
+		if (o->kind == K_POSIX)
+			return refuse(err,
+				      OM_DEV_SHM "/%s is also mapped or held open by process %s, which is not in %s",
+				      o->name, om_shm_who(o->outsider, who, sizeof(who)), label);
+		if (o->kind != K_SEG)
+			continue;
+		if (rows == NULL && om_ipc_rows("shm", &rows, &n_rows, err) < 0)
+			return -1;
+		row = om_ipc_find(rows, n_rows, (int32_t)o->ino);
+		return refuse(
+		    err,
+		    "SysV shared memory segment %lu (key 0x%08x) is also attached by process %s, which is not in %s",
+		    (unsigned long)o->ino, row ? (unsigned)row->key : 0u, om_shm_who(o->outsider, who, sizeof(who)),
+		    label);
+	}
+	return 0;
+}
+
+int om_shm_check(const struct om_shm_member *members, size_t n, const char *label, struct om_shm_known **known,
+		 om_error_t *err)
+{
+	struct scan s = {0};
+	cleanup_free pid_t *sorted = NULL;
+	struct om_shm_known *k = NULL;
+	int ret = -1;
+
+	*known = NULL;
+	if (scan_members(&s, members, n, &sorted, err) < 0 || (s.n > 0 && scan_outsiders(&s, err) < 0) ||
+	    check_anon(&s, label, err) < 0 || refuse_outsiders(&s, label, err) < 0)
+		goto out;
+	k = calloc(1, sizeof(*k));
+	if (k == NULL || (s.n && (k->v = calloc(s.n, sizeof(*k->v))) == NULL)) {
+		om_shm_known_free(k);
+		om_make_error(err, ENOMEM, "scan shared memory");
+		goto out;
+	}
+	for (size_t i = 0; i < s.n; i++)
+		k->v[i] = (struct obj){.kind = s.v[i].kind, .dev = s.v[i].dev, .ino = s.v[i].ino};
+	k->n = s.n;
+	*known = k;
+	ret = 0;
+out:
+	scan_release(&s);
+	return ret;
+}
+
+/* Was every object the frozen members use there at the check? */
+static bool all_known(const struct scan *s, const struct om_shm_known *k)
+{
+	if (k == NULL)
+		return false;
+	for (size_t i = 0; i < s->n; i++) {
+		bool found = false;
+		for (size_t j = 0; j < k->n && !found; j++)
+			found =
+			    k->v[j].kind == s->v[i].kind && k->v[j].ino == s->v[i].ino && k->v[j].dev == s->v[i].dev;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+int om_shm_save(const struct om_shm_member *members, size_t n, const struct om_shm_known *known, const char *label,
+		const char *dir, Om__ShmSet **out, om_error_t *err)
 {
 	struct scan s = {0};
 	cleanup_free pid_t *sorted = NULL;
 	cleanup_close int dirfd = -1;
 	Om__ShmSet *set = NULL;
-	struct stat sb;
 	int ret = -1;
 
 	*out = NULL;
-	s.ipcns = ns_ino(0, "ipc");
-	s.mntns = ns_ino(0, "mnt");
-	if (stat(OM_DEV_SHM, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-		s.shm_dev = sb.st_dev;
-		s.have_shm_dev = true;
-	}
-	sorted = malloc((n ? n : 1) * sizeof(*sorted));
-	if (sorted == NULL)
-		return om_make_error(err, ENOMEM, "scan shared memory");
-	for (size_t i = 0; i < n; i++)
-		sorted[i] = members[i].pid;
-	om_pids_sort(sorted, n);
-	s.members = sorted;
-	s.n_members = n;
-	for (size_t i = 0; i < n; i++)
-		if (scan_one(&s, members[i].pid, members[i].tree, true, err) < 0)
-			goto out;
-	if (s.n > 0 && scan_outsiders(&s, err) < 0)
+	if (scan_members(&s, members, n, &sorted, err) < 0)
+		goto out;
+	/* processes outside the group are not frozen: what om_shm_check found of
+	 * them holds as well now, unless the members use something new */
+	if (s.n > 0 && !all_known(&s, known) && scan_outsiders(&s, err) < 0)
 		goto out;
 	if (check_anon(&s, label, err) < 0)
 		goto out;
