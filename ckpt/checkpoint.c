@@ -63,7 +63,9 @@ static void ctx_release(struct ckpt_ctx *c)
 		om_error_release(&tmp);
 	free(c->conns);
 	om_shm_known_free(c->shm_known);
-	if (c->intent && !c->published) { /* not published: the intent goes before the thaw */
+	if (c->m)
+		om_shm_drop_links(c->m->shm); /* a dump that failed */
+	if (c->intent && !c->published) {     /* not published: the intent goes before the thaw */
 		if (om_intent_remove(c->lockname, &tmp) < 0)
 			om_error_release(&tmp);
 	}
@@ -804,6 +806,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		c.m->trees[i]->dump_seconds = om_now() - td;
 		tdump += om_now() - td;
 	}
+	om_shm_drop_links(c.m->shm);		/* CRIU has opened what it needed by those names */
 	if (c.netlock[0] && o->leave_running) { /* CRIU has turned TCP repair off: let them talk */
 		if (om_netlock_release(c.netlock, err) < 0)
 			goto out;

@@ -47,6 +47,11 @@ void om_shm_known_free(struct om_shm_known *k);
 int om_shm_save(const struct om_shm_member *members, size_t n, const struct om_shm_known *known, const char *label,
 		const char *dir, Om__ShmSet **set, om_error_t *err);
 
+/* /dev/shm files that members map by a name that is gone (glibc's sem_open
+ * maps its temporary name): om_shm_save links them there again, for CRIU.
+ * Remove those links once every tree is dumped (or the dump failed). */
+void om_shm_drop_links(const Om__ShmSet *set);
+
 /* Does the set hold SysV segments (CRIU then needs --external sysvshm[host])? */
 bool om_shm_has_segments(const Om__ShmSet *set);
 
