@@ -395,6 +395,24 @@ static int recreate_posix(const Om__PosixShm *p, const char *dir, bool same_node
 		return om_error_wrap(err, "restore %s", path);
 	if (ftruncate(fd, (off_t)p->size) < 0 || fchown(fd, p->uid, p->gid) < 0 || fchmod(fd, p->mode & 07777) < 0)
 		return om_make_error(err, errno, "restore %s", path);
+	/* the gone names members map it by: CRIU opens the mappings there;
+	 * om_shm_finish removes them again */
+	for (size_t k = 0; k < p->n_restore_links; k++) {
+		cleanup_free char *alias = om_strdup_printf(OM_DEV_SHM "/%s", p->restore_links[k]);
+		if (alias == NULL)
+			return om_make_error(err, ENOMEM, "restore shared memory");
+		if (lstat(alias, &sb) == 0) {
+			if (!same_node || sb.st_ino != p->ino || om_shm_file_user(sb.st_dev, sb.st_ino, NULL, 0))
+				return busy(err, "%s exists on this node and is not the group's leftover", alias);
+			unlink(alias);
+		}
+		if (link(path, alias) < 0)
+			return om_make_error(err, errno, "link %s to %s", alias, path);
+		if (undo_push(u, U_POSIX, 0, alias) < 0) {
+			unlink(alias);
+			return om_make_error(err, ENOMEM, "restore shared memory");
+		}
+	}
 	return 0;
 }
 
@@ -435,6 +453,13 @@ fail:
 int om_shm_finish(const Om__ShmSet *set, struct om_shm_undo *undo, om_error_t *err)
 {
 	int ret = 0;
+
+	for (size_t i = 0; set && i < set->n_posix; i++)
+		for (size_t k = 0; k < set->posix[i]->n_restore_links; k++) {
+			cleanup_free char *alias = om_strdup_printf(OM_DEV_SHM "/%s", set->posix[i]->restore_links[k]);
+			if (alias && unlink(alias) < 0 && errno != ENOENT && ret == 0)
+				ret = om_make_error(err, errno, "remove %s", alias);
+		}
 
 	for (size_t i = 0; set && i < set->n_segments; i++) {
 		const Om__ShmSegment *g = set->segments[i];

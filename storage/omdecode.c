@@ -143,6 +143,10 @@ static void print_shm_text(FILE *out, const Om__ShmSet *set)
 		fprintf(out, " size %" PRIu64 " mode %04o uid %u gid %u file ", p->size, (unsigned)(p->mode & 07777),
 			p->uid, p->gid);
 		print_text(out, p->file);
+		for (size_t k = 0; k < p->n_restore_links; k++) {
+			fputs(k ? ", " : " mapped as ", out);
+			print_text(out, p->restore_links[k]);
+		}
 		fputs(" used by ", out);
 		print_pids(out, p->used_by, p->n_used_by);
 		fputc('\n', out);
