@@ -93,7 +93,7 @@ _ipc_cleanup() {
 	for k in "${_KEYS[@]}"; do remove_ipc "$k"; done
 	for n in "${_SHMS[@]}"; do
 		# shellcheck disable=SC2046
-		rm -f $(shm_files "$n")
+		rm -f $(shm_files "$n") "/dev/shm/sem.$n"
 	done
 	for k in "${_FOREIGN[@]}"; do ipcrm -m "$k" 2>/dev/null; done
 }
