@@ -57,24 +57,26 @@ start_iso() {
 	diag_file "$ERR"
 	return 1
 }
-# hold_pid PID : a `sleep 300` of this script gets exactly PID (ns_last_pid)
+# hold_pid PID : a `sleep 300` of this script gets exactly PID (ns_last_pid);
+# a process of somebody else that has it meanwhile is waited for (5 s)
 hold_pid() {
 	local p=$1 s
 	for _ in $(seq 1 50); do
-		if [ -e "/proc/$p" ]; then
-			diag "PID $p was taken by another process: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+		if ! pids_free 5 "$p"; then
+			diag "PID $p is held by another process: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
 			return 1
 		fi
 		echo $((p - 1)) >/proc/sys/kernel/ns_last_pid
 		sleep 300 >/dev/null 2>&1 &
 		s=$!
-		track_pid "$s"
-		SLEEPERS+=("$s")
 		if [ "$s" = "$p" ]; then
+			track_pid "$s"
 			HELD+=("$s")
 			return 0
 		fi
-		kill "$s" 2>/dev/null
+		# SIGKILL: a child that has not exec()ed sleep yet would run the
+		# script's TERM trap, and with it lib.sh's cleanup
+		kill -9 "$s" 2>/dev/null
 		wait "$s" 2>/dev/null
 	done
 	diag "could not get PID $p"
@@ -151,7 +153,6 @@ for cg in v2 v1; do
 	kill -9 "$init"
 	# shellcheck disable=SC2086
 	ok "[$cg] SIGKILL to om-init ends the whole tree ($old)" pids_free 10 $old
-	SLEEPERS=()
 	HELD=()
 	# shellcheck disable=SC2086
 	ok "[$cg] sleepers hold every host PID the tree had ($old)" hold_pids $old
@@ -167,8 +168,8 @@ for cg in v2 v1; do
 	ok "[$cg] ... every member is in the group's cgroup" in_group_all
 	ok "[$cg] ... it continues from the --leave-running image ($before)" continued_restored "$before"
 	ok "[$cg] ... the sleepers still hold their PIDs" all_alive "${HELD[@]}"
-	kill "${SLEEPERS[@]}" 2>/dev/null
-	wait "${SLEEPERS[@]}" 2>/dev/null
+	kill -9 "${HELD[@]}" 2>/dev/null
+	wait "${HELD[@]}" 2>/dev/null
 
 	# ---- e. SIGTERM to om-init reaches the worker; om-init leaves nothing ----
 	finish_ok "$n"
@@ -218,6 +219,15 @@ ok "... om-init waits for the sleep that outlives sh" eval "sleep 0.8; alive $in
 ok "... and exits when it is gone" pids_free 10 "$init"
 is "$(om_init_status st)" 7 "... with the status of sh (7)"
 is "$(nmembers)" 0 "... the group is empty"
+
+ok "omrun --isolate -- sh that traps SIGUSR1" start_iso usr1 \
+	sh -c 'trap "echo got USR1; exit 9" USR1; echo trapping; while :; do sleep 0.1; done'
+init=${WPID[usr1]}
+ok "... it runs" eval "for _ in \$(seq 50); do grep -q trapping '$W/usr1.log' && break; sleep 0.1; done; grep -q trapping '$W/usr1.log'"
+kill -USR1 "$init"
+ok "SIGUSR1 to om-init ends the tree through sh's trap" pids_free 10 "$init"
+like "$W/usr1.log" "^got USR1\$" "... sh got it"
+is "$(om_init_status usr1)" 9 "... om-init exits with the trap's status (9)"
 
 ok "omrun --isolate -- a missing command" not start_iso missing /nonexistent/cmd
 is "$RC" 3 "... exits 3 (command not found)"
