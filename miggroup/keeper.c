@@ -157,7 +157,7 @@ struct run_arg {
 
 /* --isolate: the PID 1 of the tree's PID namespace ("om-init"). */
 
-/* the host never sees CMD's PID inside; 0 once CMD is reaped */
+/* CMD's PID inside the namespace (2); 0 before it is forked and once it is reaped */
 static volatile sig_atomic_t init_cmd_pid;
 
 /* SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2: to CMD while it runs, else to
