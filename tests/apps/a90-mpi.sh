@@ -1,0 +1,193 @@
+#!/bin/bash
+# shellcheck disable=SC2317  # functions are invoked indirectly through ok/check
+# a90-mpi.sh — Debian's Open MPI: `mpirun -np 3 --mca btl self,vader mpiring`
+# (mpiring.c, built here with mpicc) as one tree of a miggroup. The three ranks
+# pass a token around a ring over the shared-memory transport (vader: one
+# /dev/shm/vader_segment.* file per rank, mapped by all of them), every rank
+# checking every message (round, sender, payload, checksum); mpirun talks to
+# its ranks over loopback TCP (PMIx), so omckpt needs --tcp-established.
+#  - without --tcp-established omckpt refuses (exit 5), the ring goes on;
+#  - migration (omckpt -T, mid-run): the processes and their /dev/shm files
+#    are gone from the node (whatever is left is removed, as on another node),
+#    omrestore: the same processes, the files are back, the ring goes on from
+#    the round it was at, not from 0;
+#  - --leave-running, SIGKILL of the group, /dev/shm files removed, omrestore
+#    of that generation: the ring goes on from the checkpoint's round (below
+#    the one it had reached when killed);
+#  - at the end the ring is stopped (a flag file): every rank reports PASS with
+#    the same number of rounds, mpirun exits and the segments are removed.
+set -u
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../lib.sh"
+# shellcheck source=tests/apps/apps.sh
+. "$(dirname "$0")/apps.sh"
+group_ids 19000
+need_cmd mpicc mpirun
+
+export OM_CGROUP=v2
+new_group
+NP=3
+STATUS=$W/mpiring.status
+
+ok "mpiring.c builds with mpicc" mpicc -O2 -o "$W/mpiring" "$APPS_DIR/mpiring.c" 2>"$W/mpicc.err" ||
+	diag_file "$W/mpicc.err"
+
+round() { sed -n 's/^round=\([0-9]*\) .*/\1/p' "$STATUS" 2>/dev/null; }
+status_ok() {
+	grep -q ' ok$' "$STATUS" 2>/dev/null && return 0
+	diag "status: $(cat "$STATUS" 2>/dev/null)"
+	return 1
+}
+past() { # R : the ring is past round R
+	local r
+	r=$(round)
+	[ -n "$r" ] && [ "$r" -gt "$1" ]
+}
+# goes_on_from LOW [HIGH] : the ring writes rounds again: none below LOW
+# (restarted, or restored from an older image), the first one below HIGH when
+# given (the status file still shows HIGH, written before a kill: the restored
+# ring is behind it), then 200 rounds more, every message checked ok
+goes_on_from() {
+	local low=$1 high=${2:-} r first= end=$((SECONDS + 30))
+	while [ $SECONDS -lt $end ]; do
+		r=$(round)
+		if [ -n "$r" ]; then
+			if [ "$r" -lt "$low" ]; then
+				diag "round $r, below $low: not the checkpointed ring"
+				return 1
+			fi
+			if [ -z "$first" ] && { [ -z "$high" ] || [ "$r" -lt "$high" ]; }; then
+				first=$r
+			fi
+			if [ -n "$first" ] && [ "$r" -gt $((first + 200)) ]; then
+				diag "went on from round $first (checkpoint at >= $low) to $r"
+				status_ok
+				return
+			fi
+		fi
+		sleep 0.05
+	done
+	diag "the ring did not go on: status '$(cat "$STATUS" 2>/dev/null)', first round seen after the restore: ${first:-none}"
+	return 1
+}
+ring_pids() { sed -n 's/.* pids=\([0-9,]*\) .*/\1/p' "$STATUS" 2>/dev/null | tr ',' ' '; }
+# shm_files : the /dev/shm files the group's processes map or hold open
+shm_files() {
+	local p
+	for p in $(members); do
+		awk '{$1 = $2 = $3 = $4 = $5 = ""; sub(/^ +/, "")} /^\/dev\/shm\// {print}' "/proc/$p/maps" 2>/dev/null
+		find "/proc/$p/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null | grep '^/dev/shm/'
+	done | sort -u
+}
+vader_files() { shm_files | grep '^/dev/shm/vader_segment\.' | grep -v ' (deleted)$'; }
+# gone_from_node FILES : after a migration the files are gone; what is left is
+# reported, then removed (the restore happens "elsewhere")
+gone_from_node() {
+	local f left=
+	for f in $1; do
+		if [ -e "$f" ]; then
+			left="$left $f"
+			rm -f "$f"
+		fi
+	done
+	[ -z "$left" ] && return 0
+	diag "left on the node (removed now):$left"
+	return 1
+}
+results_pass() {
+	local r want= got bad=
+	for r in $(seq 0 $((NP - 1))); do
+		got=$(cat "$W/mpiring.rank$r.result" 2>/dev/null)
+		case $got in
+		"PASS rounds="*) [ -z "$want" ] && want=$got
+			[ "$got" = "$want" ] || bad="$bad rank$r:'$got'(rank0:'$want')" ;;
+		*) bad="$bad rank$r:'$got'" ;;
+		esac
+	done
+	[ -z "$bad" ] && { diag "every rank: $want"; return 0; }
+	diag "results:$bad"
+	return 1
+}
+none_of() { # FILES : none of the files exists
+	local f left=
+	for f in $1; do [ -e "$f" ] && left="$left $f"; done
+	[ -z "$left" ] && return 0
+	diag "still there:$left"
+	return 1
+}
+all_results() { [ "$(find "$W" -maxdepth 1 -name 'mpiring.rank*.result' | wc -l)" -eq "$NP" ]; }
+
+ok "mpirun -np $NP (shared-memory transport) in group $G" omrun_app mpi \
+	mpirun --allow-run-as-root --oversubscribe -np "$NP" --mca btl self,vader "$W/mpiring" "$W"
+mpirun_pid=${APID[mpi]}
+ok "... the ring runs" wait_until 30 past 100
+ok "... every message checked ok" status_ok
+is "$(members | wc -l)" $((NP + 1)) "... the group has mpirun and its $NP ranks"
+ranks=$(ring_pids)
+# shellcheck disable=SC2086
+ok "... the ranks ($ranks) are mpirun's children" eval "[ \"\$(ps -o ppid= -p '${ranks// /,}' | sort -u | tr -d ' ')\" = $mpirun_pid ]"
+vader=$(vader_files)
+ok "... one vader segment per rank in /dev/shm ($(echo $vader))" test "$(echo "$vader" | grep -c .)" -eq "$NP"
+diag "/dev/shm files of the group: $(shm_files | tr '\n' ' ')"
+diag "$(for f in $vader; do stat -c '%n %s bytes' "$f"; done | tr '\n' ';')"
+like "$(ss -tanp | grep -E '"mpirun"|"mpiring"' | grep ESTAB)" '127\.0\.0\.1' "... mpirun and the ranks talk over loopback TCP"
+
+# ---- without --tcp-established CRIU refuses ----
+check_rc 5 "omckpt without --tcp-established fails (exit 5)" "$OMCKPT" -g "$G"
+like "$ERR" "Connected TCP socket, consider using --tcp-established option" "... CRIU's reason is shown"
+ok "... the ring goes on" goes_on_from "$(round)"
+
+# ---- migration ----
+pids=$(members | tr '\n' ' ')
+files=$(shm_files | grep -v ' (deleted)$')
+before=$(round)
+timed "$OMCKPT" --tcp-established -g "$G"
+tc=$T_SECS
+ok "omckpt -T -g $G (migration, round $before)" test "$RC" -eq 0 || {
+	diag_file "$ERR"
+	diag "not checkpointed: the rest would only fail"
+	done_testing
+}
+# shellcheck disable=SC2086
+ok "... mpirun and the ranks are gone" pids_free 20 $pids
+ok "... their /dev/shm files are gone" gone_from_node "$files"
+at=$(round)
+sleep 0.5
+is "$(round)" "$at" "... the ring stopped at round $at"
+timed "$OMRESTORE" -g "$G"
+tr=$T_SECS
+ok "omrestore -g $G" test "$RC" -eq 0 || {
+	diag_file "$ERR"
+	diag "nothing restored: the rest would only fail"
+	done_testing
+}
+ckpt_restore_figures mpi "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
+is "$(members | tr '\n' ' ')" "$pids" "... the same processes are back"
+is "$(shm_files | grep -v ' (deleted)$' | tr '\n' ' ')" "$(echo $files) " "... their /dev/shm files are back"
+ok "... the ring goes on from round $at, every message checked" goes_on_from "$at"
+is "$(ring_pids)" "$ranks" "... the same ranks"
+
+# ---- periodic: --leave-running, kill, restore of that generation ----
+before=$(round)
+check "omckpt -T --leave-running -g $G (round $before)" "$OMCKPT" --tcp-established --leave-running -g "$G"
+ok "... the ring goes on" goes_on_from "$before"
+files=$(shm_files | grep -v ' (deleted)$')
+ok "the group killed" kill_group
+gone_from_node "$files" >/dev/null 2>&1
+ok "... no /dev/shm file of it left" none_of "$files"
+killed=$(round)
+check "omrestore -g $G --generation 2" "$OMRESTORE" -g "$G" --generation 2 || {
+	diag "nothing restored: the rest would only fail"
+	done_testing
+}
+ok "... the ring goes on from generation 2 (round >= $before, < $killed reached before the kill)" \
+	goes_on_from "$before" "$killed"
+is "$(ring_pids)" "$ranks" "... the same ranks"
+
+# ---- the end ----
+touch "$W/mpiring.stop"
+ok "the ring stops when asked" wait_until 30 all_results
+ok "... every rank passes, with the same number of rounds" results_pass
+ok "... mpirun exits" pids_free 20 "$mpirun_pid"
+ok "... and the vader segments are removed" none_of "$files"
+done_testing
