@@ -1,5 +1,6 @@
 #include "config.h"
 #include "checkpoint.h"
+#include "shmig.h"
 #include "om-criu.h"
 #include "group.h"
 #include "netlock.h"
@@ -621,6 +622,28 @@ static int write_intent(struct ckpt_ctx *c, const struct om_store *st, const cha
 	return 0;
 }
 
+/* shmig: the shared memory of the frozen group, saved into scratch/shm and
+ * described in the manifest (nothing when the group uses none). */
+static int save_shm(struct ckpt_ctx *c, om_error_t *err)
+{
+	cleanup_free struct om_shm_member *mem = NULL;
+	char dir[PATH_MAX], label[64];
+	size_t n = 0;
+
+	mem = malloc((om_group_count(&c->g) + 1) * sizeof(*mem));
+	if (mem == NULL)
+		return om_make_error(err, ENOMEM, "save shared memory");
+	for (size_t i = 0; i < c->g.n_trees; i++)
+		for (size_t j = 0; j < c->g.trees[i].n_members; j++)
+			mem[n++] = (struct om_shm_member){.pid = c->g.trees[i].members[j].pid, .tree = i};
+	if (c->o->group)
+		snprintf(label, sizeof(label), "miggroup %lu", c->o->group);
+	else
+		snprintf(label, sizeof(label), "the tree of process %d", (int)c->o->pid);
+	snprintf(dir, sizeof(dir), "%.3000s/" OM_SHM_DIR, c->scratch);
+	return om_shm_save(mem, n, label, dir, &c->m->shm, err);
+}
+
 int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_error_t *err)
 {
 	__attribute__((cleanup(ctx_release))) struct ckpt_ctx c = {.lock_fd = -1, .pid_lock_fd = -1};
@@ -713,6 +736,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		goto out;
 	if (o->tcp_established && lock_connections(&c, err) < 0)
 		goto out;
+	if (save_shm(&c, err) < 0)
+		goto out;
 	if (fault(o, "ckpt-pause-frozen")) { /* tests: hold the group frozen a while */
 		unsigned long secs = 10;
 		if (o->fault[strlen("ckpt-pause-frozen")] == ':')
@@ -739,6 +764,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 					  .shell_job = c.m->trees[i]->shell_job,
 					  .tcp_established = o->tcp_established,
 					  .own_network_lock = true,
+					  .sysvshm_external = om_shm_has_segments(c.m->shm),
 					  .images_dir = img,
 					  .work_dir = dir,
 					  .freeze_cgroup = t->cgpath,
@@ -777,6 +803,14 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		if (om_gen_add_tree(w, img, c.m->trees[i], o->zstd_level ? o->zstd_level : 3, workers, err) < 0) {
 			om_error_set_exit(err, OM_EXIT_STORE);
 			om_error_wrap(err, "store tree %d", (int)c.g.trees[i].root);
+			goto out;
+		}
+	}
+	if (c.m->shm) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%.3000s/" OM_SHM_DIR, c.scratch);
+		if (om_gen_add_shm(w, dir, c.m->shm, o->zstd_level ? o->zstd_level : 3, workers, err) < 0) {
+			om_error_set_exit(err, OM_EXIT_STORE);
 			goto out;
 		}
 	}
@@ -827,6 +861,10 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		c.g.frozen = false;
 		if (om_intent_remove(c.lockname, &kerr) < 0)
 			om_error_release(&kerr); /* the next locker finds nothing to kill */
+		/* the group has left the node: so has its shared memory (the
+		 * generation has it); what cannot be removed is only a leftover */
+		if (om_shm_remove(c.m->shm, &kerr) < 0)
+			om_error_release(&kerr);
 		res->freeze_seconds = om_now() - tfreeze;
 	}
 	if (rc < 0) {

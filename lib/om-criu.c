@@ -74,6 +74,15 @@ static int init_opts(criu_opts **opts, const char *images_dir, const char *work_
 	return 0;
 }
 
+/* SysV shm of the host IPC namespace, saved and recreated by the caller
+ * (patches/criu/0002); the key is the patch's SYSVSHM_HOST_EXTERNAL */
+static int set_sysvshm(criu_opts *opts, bool external, om_error_t *err)
+{
+	if (external && criu_local_add_external(opts, "sysvshm[host]") < 0)
+		return om_make_error(err, ENOMEM, "CRIU external sysvshm");
+	return 0;
+}
+
 /* CRIU's tcp_established; iptables is not assumed: CRIU's lock is nftables or none */
 static int set_tcp(criu_opts *opts, bool tcp_established, bool own_lock, om_error_t *err)
 {
@@ -236,7 +245,8 @@ static int dump_fn(void *arg, int out_fd)
 	om_error_t tmp = NULL;
 
 	if (init_opts(&opts, d->images_dir, d->work_dir, "dump.log", &img_fd, &work_fd, &tmp) < 0 ||
-	    set_tcp(opts, d->tcp_established, d->own_network_lock, &tmp) < 0) {
+	    set_tcp(opts, d->tcp_established, d->own_network_lock, &tmp) < 0 ||
+	    set_sysvshm(opts, d->sysvshm_external, &tmp) < 0) {
 		snprintf(rep.why, sizeof(rep.why), "%s", tmp->msg ? tmp->msg : "init");
 		om_error_release(&tmp);
 		rep.ret = -EINVAL;
@@ -244,6 +254,9 @@ static int dump_fn(void *arg, int out_fd)
 		criu_local_set_pid(opts, d->root);
 		criu_local_set_leave_running(opts, d->leave_running);
 		criu_local_set_shell_job(opts, d->shell_job);
+		/* unlinked files still open or mapped (/dev/shm segments of MPI,
+		 * Python's arenas) travel in the images, up to this size each */
+		criu_local_set_ghost_limit(opts, OM_CRIU_GHOST_LIMIT);
 		if (d->freeze_cgroup)
 			criu_local_set_freeze_cgroup(opts, d->freeze_cgroup);
 		rep.ret = criu_local_dump(opts);
@@ -288,7 +301,8 @@ static int restore_fn(void *arg, int out_fd)
 	om_error_t tmp = NULL;
 
 	if (init_opts(&opts, rs->images_dir, rs->work_dir, "restore.log", &img_fd, &work_fd, &tmp) < 0 ||
-	    set_tcp(opts, rs->tcp_established, rs->own_network_lock, &tmp) < 0) {
+	    set_tcp(opts, rs->tcp_established, rs->own_network_lock, &tmp) < 0 ||
+	    set_sysvshm(opts, rs->sysvshm_external, &tmp) < 0) {
 		snprintf(rep.why, sizeof(rep.why), "%s", tmp->msg ? tmp->msg : "init");
 		om_error_release(&tmp);
 		rep.ret = -EINVAL;

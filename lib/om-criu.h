@@ -36,6 +36,9 @@ double om_criu_timeout(uint64_t bytes, double explicit_s);
 /* The bound of `criu --version` and `criu check`. */
 #define OM_CRIU_QUERY_TIMEOUT 30.0
 
+/* Unlinked files a tree still holds are dumped with their contents up to this size. */
+#define OM_CRIU_GHOST_LIMIT (1u << 30)
+
 struct om_criu_dump {
 	pid_t root;
 	const char *images_dir;	   /* empty directory for the image files */
@@ -46,6 +49,8 @@ struct om_criu_dump {
 	bool tcp_established;  /* dump established TCP connections (TCP repair) */
 	bool own_network_lock; /* with tcp_established: the caller locks the network
 				* around all trees (CRIU's lock skipped), else CRIU's nftables lock */
+	bool sysvshm_external; /* SysV segments of the host IPC namespace are saved by the
+				* caller (shmig/): CRIU records the mappings (carried patch 0002) */
 	struct om_bound bound;
 };
 int om_criu_dump(const struct om_criu_dump *d, om_error_t *err);
@@ -60,6 +65,7 @@ struct om_criu_restore {
 	bool shell_job;
 	bool tcp_established;  /* the images hold established TCP connections */
 	bool own_network_lock; /* as in struct om_criu_dump */
+	bool sysvshm_external; /* the caller recreated them: attach by id */
 	om_criu_post_restore_fn post_restore;
 	void *arg;
 	struct om_bound bound;

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "restore.h"
+#include "shmig.h"
 #include "om-criu.h"
 #include "group.h"
 #include "keeper.h"
@@ -206,6 +207,7 @@ static int restore_fn(void *arg, int report)
 		r.shell_job = t->has_shell_job && t->shell_job;
 		r.tcp_established = c->m->has_tcp_established && c->m->tcp_established;
 		r.own_network_lock = true; /* om_restore holds it around every tree */
+		r.sysvshm_external = om_shm_has_segments(c->m->shm);
 		r.work_dir = dir;
 		if (c->use_group && om_group_prepare_tree(&c->cg, c->group, t->root_pid, c->leaf, &err) < 0) {
 			keeper_kill_all();
@@ -271,6 +273,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	size_t restored = 0;
 	int abort_pipe[2] = {-1, -1};
 	bool cancelled = false;
+	struct om_shm_undo *shm_undo = NULL;
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -328,8 +331,22 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 			goto out;
 	}
 
+	if (m->shm) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%.3000s/" OM_SHM_DIR, c.scratch);
+		if (om_gen_extract_shm(&st, kind, id, m, dir, err) < 0)
+			goto out;
+	}
+
 	if (wait_pids_free(m, o->pid_wait, o->cancel_fd, err) < 0)
 		goto out;
+	/* shmig: the group's shared memory is back before its processes */
+	if (m->shm) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%.3000s/" OM_SHM_DIR, c.scratch);
+		if (om_shm_recreate(m->shm, dir, strcmp(m->node, om_node_name()) == 0, &shm_undo, err) < 0)
+			goto out;
+	}
 	/* --tcp-established: the peer of a connection may be in a tree restored
 	 * later; until every tree is back, their packets are dropped (not reset) */
 	if (m->n_tcp_conns > 0 && lock_connections(m, o, netlock, sizeof(netlock), err) < 0)
@@ -410,6 +427,13 @@ fail_kill:
 		om_error_wrap(err, "interrupted");
 	}
 out:
+	if (ret < 0) {
+		om_shm_undo(shm_undo); /* the trees that attached them are gone */
+	} else if (m->shm) {
+		om_error_t tmp = NULL;
+		if (om_shm_finish(m->shm, shm_undo, &tmp) < 0)
+			om_error_release(&tmp); /* a removed segment stays until its last detach anyway */
+	}
 	if (abort_pipe[0] >= 0)
 		close(abort_pipe[0]);
 	if (abort_pipe[1] >= 0)

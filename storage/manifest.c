@@ -125,6 +125,83 @@ static bool str_ok(const char *s, size_t max)
 	return s == NULL || strnlen(s, max + 1) <= max;
 }
 
+static bool pids_ok(const int32_t *v, size_t n)
+{
+	if (n > OM_MAX_PROCS || (n > 0 && v == NULL))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] <= 0)
+			return false;
+	return true;
+}
+
+/* shmig's set: counts, sizes and arrays (the names are checked by validate_shm). */
+static int check_shm_bounds(const Om__ShmSet *set, size_t files, int status, om_error_t *err)
+{
+	uint64_t text = 0;
+
+	if (set->base.n_unknown_fields > OM_MAX_UNKNOWN)
+		return invalid(err, status, "shm: %u unknown fields, at most %u", set->base.n_unknown_fields,
+			       OM_MAX_UNKNOWN);
+	if (set->n_files > OM_MAX_FILES - files)
+		return invalid(err, status, "more than %u files", OM_MAX_FILES);
+	if (set->n_segments > OM_MAX_SHM_OBJECTS || set->n_sems > OM_MAX_SHM_OBJECTS ||
+	    set->n_queues > OM_MAX_SHM_OBJECTS || set->n_posix > OM_MAX_SHM_OBJECTS)
+		return invalid(err, status, "shm: more than %u objects of one kind", OM_MAX_SHM_OBJECTS);
+	if ((set->n_files && !set->files) || (set->n_segments && !set->segments) || (set->n_sems && !set->sems) ||
+	    (set->n_queues && !set->queues) || (set->n_posix && !set->posix))
+		return invalid(err, status, "shm: array missing");
+	for (size_t i = 0; i < set->n_files; i++) {
+		const Om__FileEntry *f = set->files[i];
+		if (f == NULL || f->base.n_unknown_fields > OM_MAX_UNKNOWN)
+			return invalid(err, status, "shm: file %zu is missing or bad", i);
+		if (f->size > OM_MAX_FILE_BYTES || f->stored_size > OM_MAX_FILE_BYTES)
+			return invalid(err, status, "shm: file %zu: size above %llu", i,
+				       (unsigned long long)OM_MAX_FILE_BYTES);
+	}
+	for (size_t i = 0; i < set->n_segments; i++) {
+		const Om__ShmSegment *g = set->segments[i];
+		if (g == NULL || g->base.n_unknown_fields > OM_MAX_UNKNOWN || !pids_ok(g->attached_by, g->n_attached_by))
+			return invalid(err, status, "shm: segment %zu is missing or bad", i);
+		if (g->size == 0 || g->size > OM_MAX_FILE_BYTES)
+			return invalid(err, status, "shm: segment %zu: size %llu", i, (unsigned long long)g->size);
+	}
+	for (size_t i = 0; i < set->n_sems; i++) {
+		const Om__SemSet *e = set->sems[i];
+		if (e == NULL || e->base.n_unknown_fields > OM_MAX_UNKNOWN || !pids_ok(e->used_by, e->n_used_by))
+			return invalid(err, status, "shm: semaphore set %zu is missing or bad", i);
+		if (e->n_values == 0 || e->n_values > OM_MAX_SEMS || e->values == NULL)
+			return invalid(err, status, "shm: semaphore set %zu: %zu semaphores", i, e->n_values);
+		for (size_t j = 0; j < e->n_values; j++)
+			if (e->values[j] > 32767)
+				return invalid(err, status, "shm: semaphore set %zu: value %u", i, e->values[j]);
+	}
+	for (size_t i = 0; i < set->n_queues; i++) {
+		const Om__MsgQueue *q = set->queues[i];
+		if (q == NULL || q->base.n_unknown_fields > OM_MAX_UNKNOWN || !pids_ok(q->used_by, q->n_used_by))
+			return invalid(err, status, "shm: queue %zu is missing or bad", i);
+		if (q->n_msgs > OM_MAX_MSGS || (q->n_msgs && !q->msgs))
+			return invalid(err, status, "shm: queue %zu: %zu messages", i, q->n_msgs);
+		for (size_t j = 0; j < q->n_msgs; j++) {
+			const Om__MsgEntry *e = q->msgs[j];
+			if (e == NULL || e->mtype <= 0 || (e->text.len && !e->text.data))
+				return invalid(err, status, "shm: queue %zu: message %zu is bad", i, j);
+			text += e->text.len;
+			if (text > OM_MAX_MSG_BYTES)
+				return invalid(err, status, "shm: messages hold more than %u bytes", OM_MAX_MSG_BYTES);
+		}
+	}
+	for (size_t i = 0; i < set->n_posix; i++) {
+		const Om__PosixShm *p = set->posix[i];
+		if (p == NULL || p->base.n_unknown_fields > OM_MAX_UNKNOWN || !pids_ok(p->used_by, p->n_used_by))
+			return invalid(err, status, "shm: /dev/shm file %zu is missing or bad", i);
+		if (p->size > OM_MAX_FILE_BYTES)
+			return invalid(err, status, "shm: /dev/shm file %zu: size %llu", i,
+				       (unsigned long long)p->size);
+	}
+	return 0;
+}
+
 /* Every count and length against the documented bounds (store.h), before
  * anything walks the arrays or allocates by them. Only reads pointers that
  * protobuf-c sized by these very counts. */
@@ -192,6 +269,80 @@ static int check_bounds(const Om__Manifest *m, int status, om_error_t *err)
 					       (unsigned long long)OM_MAX_FILE_BYTES);
 		}
 	}
+	return m->shm ? check_shm_bounds(m->shm, files, status, err) : 0;
+}
+
+static int cmp_cstr(const void *key, const void *elem)
+{
+	return strcmp(key, *(char *const *)elem);
+}
+
+/* Does the sorted list of the set's file names hold name? */
+static bool has_file(const char **sorted, size_t n, const char *name)
+{
+	return name && bsearch(name, sorted, n, sizeof(*sorted), cmp_cstr) != NULL;
+}
+
+/* shmig's set: its directory, its files (like a tree's), and every object
+ * names a file of the set (a content file serves one object only). */
+static int validate_shm(const Om__Manifest *m, uint64_t *raw, uint64_t *stored, int status, om_error_t *err)
+{
+	const Om__ShmSet *set = m->shm;
+	cleanup_free const char **names = NULL;
+	cleanup_free const char **used = NULL;
+	size_t n_used = 0;
+	const char *dup = NULL;
+	int r;
+
+	if (!unknown_ok(&set->base) || !om_store_name_ok(set->dir) || strcmp(set->dir, OM_MANIFEST_NAME) == 0)
+		return invalid(err, status, "shm: bad directory name");
+	for (size_t i = 0; i < m->n_trees; i++)
+		if (strcmp(m->trees[i]->dir, set->dir) == 0)
+			return invalid(err, status, "shm: directory %s is also a tree's", set->dir);
+	names = malloc((set->n_files ? set->n_files : 1) * sizeof(*names));
+	used = malloc((set->n_segments + set->n_posix + 1) * sizeof(*used));
+	if (names == NULL || used == NULL)
+		return om_make_error(err, ENOMEM, "validate manifest");
+	for (size_t j = 0; j < set->n_files; j++) {
+		const Om__FileEntry *f = set->files[j];
+		if (!unknown_ok(&f->base) || !om_store_name_ok(f->name))
+			return invalid(err, status, "shm: file %zu has a bad name", j);
+		if (f->sha256.len != 32 || f->sha256.data == NULL)
+			return invalid(err, status, "shm: file %s: sha256 has %zu bytes, not 32", f->name,
+				       f->sha256.len);
+		if (*raw + f->size < *raw || *stored + f->stored_size < *stored)
+			return invalid(err, status, "byte counts overflow");
+		*raw += f->size;
+		*stored += f->stored_size;
+		names[j] = f->name;
+	}
+	qsort(names, set->n_files, sizeof(*names), cmp_strp);
+	for (size_t j = 1; j < set->n_files; j++)
+		if (strcmp(names[j - 1], names[j]) == 0)
+			return invalid(err, status, "shm: file %s appears twice", names[j]);
+	for (size_t i = 0; i < set->n_segments; i++) {
+		const Om__ShmSegment *g = set->segments[i];
+		if (!unknown_ok(&g->base) || g->id < 0 || !has_file(names, set->n_files, g->file))
+			return invalid(err, status, "shm: segment %zu: bad id or contents file", i);
+		used[n_used++] = g->file;
+	}
+	for (size_t i = 0; i < set->n_posix; i++) {
+		const Om__PosixShm *p = set->posix[i];
+		if (!unknown_ok(&p->base) || !om_store_name_ok(p->name) || !has_file(names, set->n_files, p->file))
+			return invalid(err, status, "shm: /dev/shm file %zu: bad name or contents file", i);
+		used[n_used++] = p->file;
+	}
+	for (size_t i = 0; i < set->n_sems; i++)
+		if (!unknown_ok(&set->sems[i]->base) || set->sems[i]->id < 0)
+			return invalid(err, status, "shm: semaphore set %zu: bad id", i);
+	for (size_t i = 0; i < set->n_queues; i++)
+		if (!unknown_ok(&set->queues[i]->base) || set->queues[i]->id < 0)
+			return invalid(err, status, "shm: queue %zu: bad id", i);
+	r = find_dup(used, n_used, &dup);
+	if (r < 0)
+		return om_make_error(err, ENOMEM, "validate manifest");
+	if (r > 0)
+		return invalid(err, status, "shm: contents file %s serves two objects", dup);
 	return 0;
 }
 
@@ -294,6 +445,8 @@ static int validate(const Om__Manifest *m, int status, om_error_t *err)
 		if (r > 0)
 			return invalid(err, status, "tree %s: file %s appears twice", t->dir, dup);
 	}
+	if (m->shm && validate_shm(m, &raw, &stored, status, err) < 0)
+		return -1;
 	if (raw != m->raw_bytes || stored != m->stored_bytes)
 		return invalid(err, status,
 			       "totals raw_bytes=%llu stored_bytes=%llu do not match the files (%llu, %llu)",
@@ -506,6 +659,52 @@ static void free_tree(Om__TreeEntry *t)
 	free(t);
 }
 
+void om_shm_set_free_built(Om__ShmSet *set)
+{
+	if (set == NULL)
+		return;
+	free_str(set->dir);
+	for (size_t i = 0; i < set->n_files; i++)
+		free_file(set->files[i]);
+	free(set->files);
+	for (size_t i = 0; i < set->n_segments; i++) {
+		free_str(set->segments[i]->file);
+		free(set->segments[i]->attached_by);
+		free_unknown(&set->segments[i]->base);
+		free(set->segments[i]);
+	}
+	free(set->segments);
+	for (size_t i = 0; i < set->n_sems; i++) {
+		free(set->sems[i]->values);
+		free(set->sems[i]->used_by);
+		free_unknown(&set->sems[i]->base);
+		free(set->sems[i]);
+	}
+	free(set->sems);
+	for (size_t i = 0; i < set->n_queues; i++) {
+		for (size_t j = 0; j < set->queues[i]->n_msgs; j++) {
+			free(set->queues[i]->msgs[j]->text.data);
+			free_unknown(&set->queues[i]->msgs[j]->base);
+			free(set->queues[i]->msgs[j]);
+		}
+		free(set->queues[i]->msgs);
+		free(set->queues[i]->used_by);
+		free_unknown(&set->queues[i]->base);
+		free(set->queues[i]);
+	}
+	free(set->queues);
+	for (size_t i = 0; i < set->n_posix; i++) {
+		free_str(set->posix[i]->name);
+		free_str(set->posix[i]->file);
+		free(set->posix[i]->used_by);
+		free_unknown(&set->posix[i]->base);
+		free(set->posix[i]);
+	}
+	free(set->posix);
+	free_unknown(&set->base);
+	free(set);
+}
+
 void om_manifest_free_built(Om__Manifest *m)
 {
 	if (m == NULL)
@@ -525,6 +724,7 @@ void om_manifest_free_built(Om__Manifest *m)
 		free(m->tcp_conns[i]);
 	}
 	free(m->tcp_conns);
+	om_shm_set_free_built(m->shm);
 	free_unknown(&m->base);
 	free(m);
 }

@@ -595,6 +595,23 @@ out:
 	return r;
 }
 
+/* shmig's files go through the tree machinery: a view with its dir and files. */
+int om_gen_add_shm(struct om_gen_writer *w, const char *src_dir, Om__ShmSet *set, int level, int nb_workers,
+		   om_error_t *err)
+{
+	Om__TreeEntry view = OM__TREE_ENTRY__INIT;
+	int r;
+
+	view.root_pid = 1;
+	view.dir = set->dir;
+	view.files = set->files;
+	view.n_files = set->n_files;
+	r = om_gen_add_tree(w, src_dir, &view, level, nb_workers, err);
+	set->files = view.files; /* appended records belong to the set, also on failure */
+	set->n_files = view.n_files;
+	return r;
+}
+
 /* fsync every file and directory below dfd, then dfd itself. */
 static int fsync_tree(int dfd, const char *display, om_error_t *err)
 {
@@ -720,6 +737,12 @@ int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_er
 			raw += t->files[j]->size;
 			stored += t->files[j]->stored_size;
 		}
+	}
+	for (size_t j = 0; m->shm && j < m->shm->n_files; j++) {
+		if (m->shm->files[j] == NULL)
+			continue;
+		raw += m->shm->files[j]->size;
+		stored += m->shm->files[j]->stored_size;
 	}
 	m->raw_bytes = raw;
 	m->stored_bytes = stored;
@@ -973,10 +996,24 @@ static int open_stored(int gen_fd, const char *gen_display, const Om__TreeEntry 
 	return fd;
 }
 
+/* The files of shmig's set, seen as a tree (same layout: <dir>/<name>.zst). */
+static Om__TreeEntry shm_view(const Om__ShmSet *set)
+{
+	Om__TreeEntry view = OM__TREE_ENTRY__INIT;
+
+	view.root_pid = 1;
+	view.dir = set->dir;
+	view.files = set->files;
+	view.n_files = set->n_files;
+	return view;
+}
+
 static int verify_at(int gen_fd, const char *gen_display, const Om__Manifest *m, om_error_t *err)
 {
-	for (size_t i = 0; i < m->n_trees; i++) {
-		const Om__TreeEntry *t = m->trees[i];
+	Om__TreeEntry shm = m->shm ? shm_view(m->shm) : (Om__TreeEntry)OM__TREE_ENTRY__INIT;
+
+	for (size_t i = 0; i < m->n_trees + (m->shm ? 1 : 0); i++) {
+		const Om__TreeEntry *t = i < m->n_trees ? m->trees[i] : &shm;
 		for (size_t j = 0; j < t->n_files; j++) {
 			const Om__FileEntry *f = t->files[j];
 			cleanup_free char *display = NULL;
@@ -1101,4 +1138,15 @@ fail:
 	if (created)
 		rmdir(dest_dir);
 	return -1;
+}
+
+int om_gen_extract_shm(struct om_store *st, const char *kind, unsigned long id, const Om__Manifest *m,
+		       const char *dest_dir, om_error_t *err)
+{
+	Om__TreeEntry view;
+
+	if (m->shm == NULL)
+		return 0;
+	view = shm_view(m->shm);
+	return om_gen_extract_tree(st, kind, id, m, &view, dest_dir, err);
 }

@@ -42,6 +42,10 @@
 #define OM_MAX_LABEL 255u		      /* node, kernel, criu/omtools versions, cgroup backend */
 #define OM_MAX_COMM 64u			      /* a process's comm */
 #define OM_MAX_CMDLINE 65536u		      /* a process's command line (om_gen_commit truncates) */
+#define OM_MAX_SHM_OBJECTS 4096u	      /* SysV segments, semaphore sets, queues, /dev/shm files: each */
+#define OM_MAX_SEMS 32000u		      /* semaphores in one set (SEMMSL's limit) */
+#define OM_MAX_MSGS 65536u		      /* messages in one queue */
+#define OM_MAX_MSG_BYTES (16u << 20)	      /* text of all messages of a manifest */
 #define OM_ZSTD_WINDOW_LOG_MAX 24	      /* stored frames need at most a 16 MiB window */
 
 struct om_store {
@@ -72,6 +76,10 @@ int om_gen_begin(struct om_store *st, const char *kind, unsigned long id, double
  * built manifest: appended Om__FileEntry records are malloc'd (see ownership). */
 int om_gen_add_tree(struct om_gen_writer *w, const char *src_dir, Om__TreeEntry *tree, int level, int nb_workers,
 		    om_error_t *err);
+/* The same for the files shmig/ saved (shared memory contents): into
+ * <gen>/<set->dir>/<name>.zst, appending to set->files. */
+int om_gen_add_shm(struct om_gen_writer *w, const char *src_dir, Om__ShmSet *set, int level, int nb_workers,
+		   om_error_t *err);
 /* Fill generation/raw/stored totals of m, write and fsync the manifest, fsync
  * everything, rename into place as gen-<N> (N = newest + 1). Returns N in *gen.
  * Also sets m->group = id ("groups") or m->group = 0 and single_pid = id ("pids"),
@@ -99,6 +107,10 @@ int om_gen_verify(struct om_store *st, const char *kind, unsigned long id, const
 int om_gen_extract_tree(struct om_store *st, const char *kind, unsigned long id, const Om__Manifest *m,
 			const Om__TreeEntry *t, const char *dest_dir, om_error_t *err);
 
+/* Decompress the shm set's files of m (if any) into dest_dir, verifying checksums. */
+int om_gen_extract_shm(struct om_store *st, const char *kind, unsigned long id, const Om__Manifest *m,
+		       const char *dest_dir, om_error_t *err);
+
 /* Manifest codec (pure functions; fuzzed). */
 int om_manifest_encode(const Om__Manifest *m, uint8_t **buf, size_t *len, om_error_t *err);
 int om_manifest_decode(const uint8_t *buf, size_t len, Om__Manifest **m, om_error_t *err);
@@ -125,6 +137,8 @@ void om_manifest_free(Om__Manifest *m);
  * Never pass a manifest of one kind to the other free function.
  */
 void om_manifest_free_built(Om__Manifest *m);
+/* Free a built shm set (shmig/ builds it the same way: every field its own malloc). */
+void om_shm_set_free_built(Om__ShmSet *set);
 /* An empty built manifest (om__manifest__init'ed), or NULL when out of memory. */
 Om__Manifest *om_manifest_new(void);
 /* Append a tree with dir "tree-<root_pid>" to a built manifest; *out (may be NULL) gets it. */

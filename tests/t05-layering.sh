@@ -12,8 +12,9 @@ declare -A ALLOWED=(
 	[lib]="lib"
 	[miggroup]="lib proto"
 	[storage]="lib proto"
-	[ckpt]="lib miggroup storage proto"
-	[restore]="lib miggroup storage proto"
+	[shmig]="lib storage proto"
+	[ckpt]="lib miggroup storage shmig proto"
+	[restore]="lib miggroup storage shmig proto"
 )
 
 # owner HEADER : the folder whose file HEADER is (proto for the generated om.pb-c.h).
@@ -44,7 +45,7 @@ layered() {
 	return 1
 }
 
-for dir in lib miggroup storage ckpt restore; do
+for dir in lib miggroup storage shmig ckpt restore; do
 	ok "$dir/ includes only from itself and: ${ALLOWED[$dir]}" layered "$dir"
 done
 ok "the scratch directory lives in lib/ (om_workdir in lib/workdir.h)" grep -qs "om_workdir(" "$OM_SRCDIR/lib/workdir.h"

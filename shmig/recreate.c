@@ -1,0 +1,438 @@
+/* shmig/recreate.c — put a group's shared memory back before its processes. */
+#define _GNU_SOURCE
+#include "config.h"
+#include "internal.h"
+#include "shmig.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+union om_semun {
+	int val;
+	struct semid_ds *buf;
+	unsigned short *array;
+};
+
+enum undo_kind { U_SEG, U_SEM, U_MSG, U_POSIX };
+
+struct undo_item {
+	enum undo_kind kind;
+	int id;
+	char *path;
+};
+
+struct om_shm_undo {
+	struct undo_item *v;
+	size_t n;
+};
+
+static int undo_push(struct om_shm_undo *u, enum undo_kind kind, int id, const char *path)
+{
+	struct undo_item *v = realloc(u->v, (u->n + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return -1;
+	u->v = v;
+	v[u->n] = (struct undo_item){.kind = kind, .id = id, .path = path ? strdup(path) : NULL};
+	if (path && v[u->n].path == NULL)
+		return -1;
+	u->n++;
+	return 0;
+}
+
+static void undo_free(struct om_shm_undo *u)
+{
+	if (u == NULL)
+		return;
+	for (size_t i = 0; i < u->n; i++)
+		free(u->v[i].path);
+	free(u->v);
+	free(u);
+}
+
+void om_shm_undo(struct om_shm_undo *u)
+{
+	if (u == NULL)
+		return;
+	for (size_t i = u->n; i-- > 0;) {
+		const struct undo_item *it = &u->v[i];
+		switch (it->kind) {
+		case U_SEG:
+			shmctl(it->id, IPC_RMID, NULL);
+			break;
+		case U_SEM:
+			semctl(it->id, 0, IPC_RMID);
+			break;
+		case U_MSG:
+			msgctl(it->id, IPC_RMID, NULL);
+			break;
+		case U_POSIX:
+			unlink(it->path);
+			break;
+		}
+	}
+	undo_free(u);
+}
+
+static int busy(om_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int busy(om_error_t *err, const char *fmt, ...)
+{
+	va_list ap;
+	cleanup_free char *msg = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	om_make_error(err, EBUSY, "%s", msg ? msg : "a shared memory object is taken");
+	return om_error_set_exit(err, OM_EXIT_BUSY);
+}
+
+/* Ask the kernel for this id at the next creation (as CRIU does in an IPC namespace). */
+static int next_id(const char *what, int id, om_error_t *err)
+{
+	char path[64], val[24];
+
+	snprintf(path, sizeof(path), "/proc/sys/kernel/%s_next_id", what);
+	snprintf(val, sizeof(val), "%d", id);
+	return om_write_knob(path, val, err);
+}
+
+static const struct om_ipc_row *find_key(const struct om_ipc_row *rows, size_t n, int32_t key)
+{
+	for (size_t i = 0; key != IPC_PRIVATE && i < n; i++)
+		if (rows[i].key == key)
+			return &rows[i];
+	return NULL;
+}
+
+/* Feed the contents file to fn(arg, buf, len, off) in chunks. */
+static int read_contents(const char *dir, const char *file, uint64_t size,
+			 int (*fn)(void *arg, const char *buf, size_t len, uint64_t off), void *arg, om_error_t *err)
+{
+	cleanup_free char *path = om_strdup_printf("%s/%s", dir, file);
+	cleanup_free char *buf = malloc(1 << 20);
+	cleanup_close int fd = -1;
+	uint64_t off = 0;
+
+	if (path == NULL || buf == NULL)
+		return om_make_error(err, ENOMEM, "restore shared memory");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return om_make_error(err, errno, "open `%s`", path);
+	while (off < size) {
+		size_t want = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
+		ssize_t got = pread(fd, buf, want, (off_t)off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return om_make_error(err, errno, "read `%s`", path);
+		if (got == 0)
+			return om_make_error(err, OM_ECORRUPT, "`%s` is shorter than %llu bytes", path,
+					     (unsigned long long)size);
+		if (fn(arg, buf, (size_t)got, off) < 0)
+			return om_make_error(err, errno, "restore the contents of `%s`", path);
+		off += (uint64_t)got;
+	}
+	return 0;
+}
+
+static int to_memory(void *arg, const char *buf, size_t len, uint64_t off)
+{
+	char *base = arg;
+
+	for (size_t i = 0; i < len; i += 4096) {
+		size_t chunk = len - i < 4096 ? len - i : 4096;
+		if (!om_shm_zero_block(buf + i, chunk) || chunk < 4096)
+			memcpy(base + off + i, buf + i, chunk);
+	}
+	return 0;
+}
+
+static int to_file(void *arg, const char *buf, size_t len, uint64_t off)
+{
+	return om_shm_pwrite_sparse(*(int *)arg, buf, len, off);
+}
+
+static int recreate_segment(const Om__ShmSegment *g, const struct om_ipc_row *rows, size_t n_rows, const char *dir,
+			    struct om_shm_undo *u, om_error_t *err)
+{
+	const struct om_ipc_row *by_id = om_ipc_find(rows, n_rows, g->id);
+	const struct om_ipc_row *by_key = g->removed ? NULL : find_key(rows, n_rows, g->key);
+	struct shmid_ds ds;
+	void *addr;
+	int id, r;
+
+	for (int k = 0; k < 2; k++) {
+		const struct om_ipc_row *row = k ? by_key : by_id;
+		if (row == NULL || (k == 1 && row == by_id))
+			continue;
+		if (row->id == g->id && row->ctime == g->ctime && row->size == g->size && row->nattch == 0) {
+			/* the group's own segment, left behind: the generation's contents win */
+			if (shmctl(row->id, IPC_RMID, NULL) < 0 && errno != EINVAL && errno != EIDRM)
+				return om_make_error(err, errno, "remove the leftover SysV segment %d", (int)row->id);
+			continue;
+		}
+		return busy(err,
+			    "SysV shared memory segment %d (key 0x%08x) cannot be recreated: segment %d (key 0x%08x, "
+			    "%llu bytes, attached %llu times) exists on this node and is not the group's (ipcrm -m %d "
+			    "removes it)",
+			    (int)g->id, (unsigned)g->key, (int)row->id, (unsigned)row->key,
+			    (unsigned long long)row->size, (unsigned long long)row->nattch, (int)row->id);
+	}
+	if (next_id("shm", g->id, err) < 0)
+		return -1;
+	id = shmget(g->removed ? IPC_PRIVATE : g->key, (size_t)g->size, IPC_CREAT | IPC_EXCL | (int)(g->mode & 0777));
+	if (id < 0) {
+		if (errno == EEXIST)
+			return busy(err, "SysV segment key 0x%08x was taken meanwhile", (unsigned)g->key);
+		return om_make_error(err, errno, "create SysV segment %d (key 0x%08x, %llu bytes)", (int)g->id,
+				     (unsigned)g->key, (unsigned long long)g->size);
+	}
+	if (undo_push(u, U_SEG, id, NULL) < 0) {
+		shmctl(id, IPC_RMID, NULL);
+		return om_make_error(err, ENOMEM, "restore shared memory");
+	}
+	if (id != g->id)
+		return busy(err, "SysV segment id %d is taken on this node (the kernel gave %d)", (int)g->id, id);
+	addr = shmat(id, NULL, 0);
+	if (addr == (void *)-1)
+		return om_make_error(err, errno, "attach SysV segment %d", id);
+	r = read_contents(dir, g->file, g->size, to_memory, addr, err);
+	shmdt(addr);
+	if (r < 0)
+		return -1;
+	memset(&ds, 0, sizeof(ds));
+	if (shmctl(id, IPC_STAT, &ds) < 0)
+		return om_make_error(err, errno, "stat SysV segment %d", id);
+	ds.shm_perm.uid = g->uid;
+	ds.shm_perm.gid = g->gid;
+	ds.shm_perm.mode = g->mode & 0777;
+	if (shmctl(id, IPC_SET, &ds) < 0)
+		return om_make_error(err, errno, "set the owner of SysV segment %d", id);
+	return 0;
+}
+
+static int recreate_sem(const Om__SemSet *e, const struct om_ipc_row *rows, size_t n_rows, struct om_shm_undo *u,
+			om_error_t *err)
+{
+	const struct om_ipc_row *by_id = om_ipc_find(rows, n_rows, e->id), *by_key = find_key(rows, n_rows, e->key);
+	cleanup_free unsigned short *vals = NULL;
+	struct semid_ds ds;
+	int id;
+
+	for (int k = 0; k < 2; k++) {
+		const struct om_ipc_row *row = k ? by_key : by_id;
+		if (row == NULL || (k == 1 && row == by_id))
+			continue;
+		if (row->id == e->id && row->key == e->key && row->ctime == e->ctime && row->size == e->n_values) {
+			if (semctl(row->id, 0, IPC_RMID) < 0 && errno != EINVAL && errno != EIDRM)
+				return om_make_error(err, errno, "remove the leftover SysV semaphore set %d",
+						     (int)row->id);
+			continue;
+		}
+		return busy(
+		    err,
+		    "SysV semaphore set %d (key 0x%08x) cannot be recreated: set %d (key 0x%08x) exists on this "
+		    "node and is not the group's (ipcrm -s %d removes it)",
+		    (int)e->id, (unsigned)e->key, (int)row->id, (unsigned)row->key, (int)row->id);
+	}
+	if (next_id("sem", e->id, err) < 0)
+		return -1;
+	id = semget(e->key, (int)e->n_values, IPC_CREAT | IPC_EXCL | (int)(e->mode & 0777));
+	if (id < 0)
+		return errno == EEXIST ? busy(err, "SysV semaphore key 0x%08x was taken meanwhile", (unsigned)e->key)
+				       : om_make_error(err, errno, "create SysV semaphore set %d", (int)e->id);
+	if (undo_push(u, U_SEM, id, NULL) < 0) {
+		semctl(id, 0, IPC_RMID);
+		return om_make_error(err, ENOMEM, "restore shared memory");
+	}
+	if (id != e->id)
+		return busy(err, "SysV semaphore set id %d is taken on this node (the kernel gave %d)", (int)e->id, id);
+	vals = calloc(e->n_values, sizeof(*vals));
+	if (vals == NULL)
+		return om_make_error(err, ENOMEM, "restore shared memory");
+	for (size_t k = 0; k < e->n_values; k++)
+		vals[k] = (unsigned short)e->values[k];
+	if (semctl(id, 0, SETALL, (union om_semun){.array = vals}) < 0)
+		return om_make_error(err, errno, "set the values of SysV semaphore set %d", id);
+	if (semctl(id, 0, IPC_STAT, (union om_semun){.buf = &ds}) < 0)
+		return om_make_error(err, errno, "stat SysV semaphore set %d", id);
+	ds.sem_perm.uid = e->uid;
+	ds.sem_perm.gid = e->gid;
+	ds.sem_perm.mode = e->mode & 0777;
+	if (semctl(id, 0, IPC_SET, (union om_semun){.buf = &ds}) < 0)
+		return om_make_error(err, errno, "set the owner of SysV semaphore set %d", id);
+	return 0;
+}
+
+static int recreate_queue(const Om__MsgQueue *q, const struct om_ipc_row *rows, size_t n_rows, struct om_shm_undo *u,
+			  om_error_t *err)
+{
+	const struct om_ipc_row *by_id = om_ipc_find(rows, n_rows, q->id), *by_key = find_key(rows, n_rows, q->key);
+	cleanup_free char *buf = NULL;
+	struct msqid_ds ds;
+	size_t total = 0, max = 0;
+	int id;
+
+	for (int k = 0; k < 2; k++) {
+		const struct om_ipc_row *row = k ? by_key : by_id;
+		if (row == NULL || (k == 1 && row == by_id))
+			continue;
+		if (row->id == q->id && row->key == q->key && row->ctime == q->ctime) {
+			if (msgctl(row->id, IPC_RMID, NULL) < 0 && errno != EINVAL && errno != EIDRM)
+				return om_make_error(err, errno, "remove the leftover SysV message queue %d",
+						     (int)row->id);
+			continue;
+		}
+		return busy(err,
+			    "SysV message queue %d (key 0x%08x) cannot be recreated: queue %d (key 0x%08x) exists on "
+			    "this node and is not the group's (ipcrm -q %d removes it)",
+			    (int)q->id, (unsigned)q->key, (int)row->id, (unsigned)row->key, (int)row->id);
+	}
+	if (next_id("msg", q->id, err) < 0)
+		return -1;
+	id = msgget(q->key, IPC_CREAT | IPC_EXCL | (int)(q->mode & 0777));
+	if (id < 0)
+		return errno == EEXIST
+			   ? busy(err, "SysV message queue key 0x%08x was taken meanwhile", (unsigned)q->key)
+			   : om_make_error(err, errno, "create SysV message queue %d", (int)q->id);
+	if (undo_push(u, U_MSG, id, NULL) < 0) {
+		msgctl(id, IPC_RMID, NULL);
+		return om_make_error(err, ENOMEM, "restore shared memory");
+	}
+	if (id != q->id)
+		return busy(err, "SysV message queue id %d is taken on this node (the kernel gave %d)", (int)q->id, id);
+	if (msgctl(id, IPC_STAT, &ds) < 0)
+		return om_make_error(err, errno, "stat SysV message queue %d", id);
+	for (size_t k = 0; k < q->n_msgs; k++) {
+		total += q->msgs[k]->text.len;
+		if (q->msgs[k]->text.len > max)
+			max = q->msgs[k]->text.len;
+	}
+	if (q->has_qbytes && q->qbytes != ds.msg_qbytes) {
+		unsigned long old = ds.msg_qbytes;
+		ds.msg_qbytes = q->qbytes;
+		if (msgctl(id, IPC_SET, &ds) < 0) { /* raising it needs CAP_SYS_RESOURCE */
+			ds.msg_qbytes = old;
+			if (total > old)
+				return om_make_error(err, errno,
+						     "SysV message queue %d held %llu bytes (limit %llu): "
+						     "this node allows %lu",
+						     id, (unsigned long long)total, (unsigned long long)q->qbytes, old);
+		}
+	}
+	buf = malloc(sizeof(long) + (max ? max : 1));
+	if (buf == NULL)
+		return om_make_error(err, ENOMEM, "restore shared memory");
+	for (size_t k = 0; k < q->n_msgs; k++) {
+		const Om__MsgEntry *m = q->msgs[k];
+		long type = (long)m->mtype;
+		memcpy(buf, &type, sizeof(type));
+		if (m->text.len)
+			memcpy(buf + sizeof(long), m->text.data, m->text.len);
+		while (msgsnd(id, buf, m->text.len, IPC_NOWAIT) < 0)
+			if (errno != EINTR)
+				return om_make_error(err, errno, "put message %zu back into SysV message queue %d", k,
+						     id);
+	}
+	ds.msg_perm.uid = q->uid;
+	ds.msg_perm.gid = q->gid;
+	ds.msg_perm.mode = q->mode & 0777;
+	if (msgctl(id, IPC_SET, &ds) < 0)
+		return om_make_error(err, errno, "set the owner of SysV message queue %d", id);
+	return 0;
+}
+
+static int recreate_posix(const Om__PosixShm *p, const char *dir, bool same_node, struct om_shm_undo *u,
+			  om_error_t *err)
+{
+	cleanup_free char *path = om_strdup_printf(OM_DEV_SHM "/%s", p->name);
+	cleanup_close int fd = -1;
+	struct stat sb;
+	char who[96];
+
+	if (path == NULL)
+		return om_make_error(err, ENOMEM, "restore shared memory");
+	if (lstat(path, &sb) == 0) {
+		pid_t user = S_ISREG(sb.st_mode) ? om_shm_file_user(sb.st_dev, sb.st_ino, NULL, 0) : 0;
+		if (!same_node || !p->has_ino || sb.st_ino != p->ino || !S_ISREG(sb.st_mode) || user)
+			return busy(err,
+				    "%s exists on this node and is not the group's leftover%s%s (remove it, or restore "
+				    "elsewhere)",
+				    path, user ? ": process " : "", user ? om_shm_who(user, who, sizeof(who)) : "");
+		if (unlink(path) < 0 && errno != ENOENT)
+			return om_make_error(err, errno, "remove the leftover %s", path);
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? busy(err, "%s was created meanwhile", path)
+				       : om_make_error(err, errno, "create %s", path);
+	if (undo_push(u, U_POSIX, 0, path) < 0) {
+		unlink(path);
+		return om_make_error(err, ENOMEM, "restore shared memory");
+	}
+	if (read_contents(dir, p->file, p->size, to_file, &fd, err) < 0)
+		return om_error_wrap(err, "restore %s", path);
+	if (ftruncate(fd, (off_t)p->size) < 0 || fchown(fd, p->uid, p->gid) < 0 || fchmod(fd, p->mode & 07777) < 0)
+		return om_make_error(err, errno, "restore %s", path);
+	return 0;
+}
+
+int om_shm_recreate(const Om__ShmSet *set, const char *dir, bool same_node, struct om_shm_undo **undo, om_error_t *err)
+{
+	cleanup_free struct om_ipc_row *shm = NULL, *sem = NULL, *msg = NULL;
+	size_t n_shm = 0, n_sem = 0, n_msg = 0;
+	struct om_shm_undo *u;
+
+	*undo = NULL;
+	if (set == NULL)
+		return 0;
+	u = calloc(1, sizeof(*u));
+	if (u == NULL)
+		return om_make_error(err, ENOMEM, "restore shared memory");
+	if (om_ipc_rows("shm", &shm, &n_shm, err) < 0 || om_ipc_rows("sem", &sem, &n_sem, err) < 0 ||
+	    om_ipc_rows("msg", &msg, &n_msg, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < set->n_segments; i++)
+		if (recreate_segment(set->segments[i], shm, n_shm, dir, u, err) < 0)
+			goto fail;
+	for (size_t i = 0; i < set->n_sems; i++)
+		if (recreate_sem(set->sems[i], sem, n_sem, u, err) < 0)
+			goto fail;
+	for (size_t i = 0; i < set->n_queues; i++)
+		if (recreate_queue(set->queues[i], msg, n_msg, u, err) < 0)
+			goto fail;
+	for (size_t i = 0; i < set->n_posix; i++)
+		if (recreate_posix(set->posix[i], dir, same_node, u, err) < 0)
+			goto fail;
+	*undo = u;
+	return 0;
+fail:
+	om_shm_undo(u);
+	return om_error_wrap(err, "recreate the group's shared memory");
+}
+
+int om_shm_finish(const Om__ShmSet *set, struct om_shm_undo *undo, om_error_t *err)
+{
+	int ret = 0;
+
+	for (size_t i = 0; set && i < set->n_segments; i++) {
+		const Om__ShmSegment *g = set->segments[i];
+		if (g->removed && shmctl(g->id, IPC_RMID, NULL) < 0 && ret == 0)
+			ret = om_make_error(err, errno, "remove SysV segment %d again", (int)g->id);
+	}
+	undo_free(undo);
+	return ret;
+}

@@ -1,0 +1,61 @@
+/* shmig/shmig.h — shared memory that travels with a miggroup.
+ *
+ * CRIU carries the memory of the processes it dumps, but not the shared
+ * objects of the host's IPC namespace (it refuses SysV mappings outside an IPC
+ * namespace it dumps) nor the contents of /dev/shm files (it records their
+ * paths). shmig saves them once per group, with the group frozen, into the
+ * generation (an om.ShmSet in the manifest, contents stored like images), and
+ * recreates them, with the same keys, ids and contents, before the processes
+ * are restored. See shmig/README.md for what is carried and what is refused.
+ */
+#ifndef OM_SHMIG_H
+#define OM_SHMIG_H
+
+#include "error.h"
+#include "om.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* One process of the group, and the tree (CRIU dump) it belongs to. */
+struct om_shm_member {
+	pid_t pid;
+	size_t tree;
+};
+
+/* The directory of a generation that holds the contents. */
+#define OM_SHM_DIR "shm"
+
+/* With the group frozen: find what the members use (SysV segments, semaphore
+ * sets and message queues of the host IPC namespace, /dev/shm files, shared
+ * anonymous memory and memfds), refuse what cannot travel (an object that a
+ * process outside the group uses too, or shared anonymous memory between two
+ * trees), and save the contents into dir (created). *set is a built ShmSet
+ * (om_shm_set_free_built), NULL when the group uses none of it. label names the
+ * group in messages ("miggroup 3"). Refusals are EBUSY with exit class 5. */
+int om_shm_save(const struct om_shm_member *members, size_t n, const char *label, const char *dir, Om__ShmSet **set,
+		om_error_t *err);
+
+/* Does the set hold SysV segments (CRIU then needs --external sysvshm[host])? */
+bool om_shm_has_segments(const Om__ShmSet *set);
+
+/* After a migration, once the group is stopped: remove its objects from this
+ * node (only those that are still the very objects saved). Best effort: the
+ * error names the first that could not be removed. */
+int om_shm_remove(const Om__ShmSet *set, om_error_t *err);
+
+/* Restore. Before CRIU: recreate every object of set from the contents in dir.
+ * An object with the same key or id (or /dev/shm name) that exists already is
+ * refused (EBUSY, exit class 6) unless it is the group's own leftover (same id,
+ * key and change time, unused; for a /dev/shm file: the same inode on the node
+ * that dumped it, held by nobody), which is replaced. same_node: this node
+ * dumped the generation. *undo records what was created. */
+struct om_shm_undo;
+int om_shm_recreate(const Om__ShmSet *set, const char *dir, bool same_node, struct om_shm_undo **undo, om_error_t *err);
+/* Every tree is back: segments that were removed (IPC_RMID) are removed again. */
+int om_shm_finish(const Om__ShmSet *set, struct om_shm_undo *undo, om_error_t *err);
+/* The restore failed: remove what om_shm_recreate created. Frees undo. */
+void om_shm_undo(struct om_shm_undo *undo);
+
+#endif
