@@ -11,6 +11,7 @@
 #include "cgroup.h"
 #include "error.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -36,8 +37,11 @@ int om_keeper_send(int fd, int index, pid_t pid, om_error_t e);
 int om_keeper_recv(int fd, struct om_keeper_report *r, om_error_t *err);
 
 /* omrun: start argv in a new tree of group id; stdout/stderr go to logfile
- * (NULL: /dev/null). Returns the pid of the command once it has exec()ed. */
-int om_keeper_run(const struct om_cg *cg, unsigned long id, char *const argv[], const char *logfile, pid_t *pid,
-		  om_error_t *err);
+ * (NULL: /dev/null). Returns the pid of the command once it has exec()ed.
+ * isolate: the tree gets new PID and IPC namespaces; its root is their init
+ * ("om-init", in the group before it forks the command as PID 2), and *pid
+ * is the init's PID on this node. */
+int om_keeper_run(const struct om_cg *cg, unsigned long id, char *const argv[], const char *logfile, bool isolate,
+		  pid_t *pid, om_error_t *err);
 
 #endif
