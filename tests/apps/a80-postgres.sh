@@ -76,10 +76,12 @@ data_ok() {
 	diag_file "$W/psql.err"
 	return 1
 }
-# writes : 1000 more rows and one UPDATE step in one session
+# writes : 1000 more rows (as the earlier UPDATE steps left their ids) and one
+# UPDATE step, in one session
 writes() {
 	local out
-	out=$(sql -c "INSERT INTO t SELECT g, md5(g::text) FROM generate_series($((N + 1)), $((N + 1000))) g" \
+	out=$(sql -c "INSERT INTO t SELECT g, CASE WHEN g % 100 BETWEEN 1 AND $K THEN md5(g::text) || 'u'
+		ELSE md5(g::text) END FROM generate_series($((N + 1)), $((N + 1000))) g" \
 		-c "UPDATE t SET v = v || 'u' WHERE id % 100 = $((K + 1))" -c 'SELECT count(*) FROM t')
 	[ "$out" = $((N + 1000)) ] || { diag "after the writes: '$out'"; diag_file "$W/psql.err"; return 1; }
 	N=$((N + 1000))
@@ -91,14 +93,25 @@ no_backend() { ! pgrep -P "$1" -f '^postgres: postgres ' >/dev/null; }
 settle() { # PM : CHECKPOINT (no dirty buffer), then wait until no backend is left
 	sql -c CHECKPOINT && wait_until 20 no_backend "$1"
 }
-# the server's SysV segments in the host IPC namespace: "key shmid" of those the postmaster created
+# host_segs PID : "key shmid" of the SysV segments PID has attached (its
+# /SYSV<key> mappings, inode = shmid) that are in the host IPC namespace
 host_segs() {
-	local ids
-	ids=$(ipcs -m -p | awk -v p="$1" '$1 ~ /^[0-9]+$/ && $3 == p {print $1}')
-	[ -n "$ids" ] || return 0
-	ipcs -m | awk -v ids=" $(echo $ids) " '$2 ~ /^[0-9]+$/ && index(ids, " " $2 " ") {print $1, $2}'
+	local key id
+	awk '$6 ~ /^\/SYSV[0-9a-f]+$/ {print "0x" substr($6, 6), $5}' "/proc/$1/maps" 2>/dev/null | sort -u |
+		while read -r key id; do
+			ipcs -m | awk -v k="$key" -v id="$id" '$1 == k && $2 == id {print $1, $2}'
+		done
 }
+# created_in_host PID : shmids of host segments PID created
+created_in_host() { ipcs -m -p | awk -v p="$1" '$1 ~ /^[0-9]+$/ && $3 == p {print $1}'; }
 seg_exists() { ipcs -m | awk -v id="$1" '$2 == id {f = 1} END {exit !f}'; }
+segs_left() { # SEGS : the shmids of SEGS ("key shmid" lines) that still exist
+	local id
+	while read -r _ id; do
+		[ -n "$id" ] && seg_exists "$id" && echo "$id"
+	done <<<"$1"
+	return 0
+}
 dsm_files() { find /dev/shm -maxdepth 1 -name 'PostgreSQL.*' -user postgres -printf '%f\n' 2>/dev/null | sort; }
 # gone_from_node SEGS FILES : after a migration the segments and files are gone;
 # whatever is left is reported, then removed (the restore happens "elsewhere")
@@ -149,7 +162,11 @@ no_panic() {
 	return 1
 }
 
-PGARGS=(-D "$DATA" -p "$port" -k "$SOCK" -c listen_addresses=127.0.0.1)
+# autovacuum off: a VACUUM or ANALYZE between a --leave-running checkpoint
+# and the kill would write to the data files and WAL, which the restored
+# memory knows nothing about (the only background writer that could act in
+# that window; CHECKPOINT leaves the others nothing to write)
+PGARGS=(-D "$DATA" -p "$port" -k "$SOCK" -c listen_addresses=127.0.0.1 -c autovacuum=off)
 
 ok "initdb as postgres" runuser -u postgres -- "$PGBIN/initdb" -D "$DATA" -A trust -U postgres --no-sync >"$W/initdb.log" 2>&1 ||
 	diag_file "$W/initdb.log"
@@ -226,7 +243,9 @@ flows() {
 	check "[$v] omckpt --leave-running -g $G" "$OMCKPT" --leave-running -g "$G"
 	gen=$(find "$OM_STORE/groups/$G" -maxdepth 1 -name 'gen-*' | sort -t- -k2 -n | tail -1)
 	gen=${gen##*gen-}
-	ok "[$v] ... the server keeps serving" data_ok
+	# a new connection, but no read of t: a read may prune the pages the
+	# UPDATE left dead tuples in, and write WAL after the checkpoint
+	ok "[$v] ... the server keeps serving" ready
 	ok "[$v] ... its SysV segment and /dev/shm files stay" eval \
 		"[ \"\$(dsm_files | tr '\n' ' ')\" = \"$(echo $files) \" ] && { [ -z \"\$segs\" ] || [ \"\$(host_segs $pm)\" = \"\$segs\" ]; }"
 	ok "[$v] hard stop (SIGKILL of the group)" kill_group
@@ -234,7 +253,7 @@ flows() {
 	ok "[$v] ... the server is gone" pids_free 20 $pids
 	remove_all "$segs" "$files"
 	ok "[$v] ... no segment, no /dev/shm file left" eval \
-		"[ -z \"\$(dsm_files)\" ] && { [ -z \"\$segs\" ] || [ -z \"\$(host_segs $pm)\" ]; }"
+		"[ -z \"\$(dsm_files)\" ] && [ -z \"\$(segs_left \"\$segs\")\" ]"
 	if ! check "[$v] omrestore -g $G --generation $gen" "$OMRESTORE" -g "$G" --generation "$gen"; then
 		diag "[$v] nothing restored: the variant ends here"
 		return 1
@@ -257,7 +276,7 @@ flows() {
 	like "$log" "database system is shut down" "[$v] ... the log says it shut down"
 	ok "[$v] ... no PANIC, no crashed server process in the log" no_panic "$log"
 	ok "[$v] ... it removed its /dev/shm files" test -z "$(dsm_files)"
-	[ "$hostshm" = 1 ] && ok "[$v] ... and its SysV segment" test -z "$(host_segs "$pm")"
+	[ "$hostshm" = 1 ] && ok "[$v] ... and its SysV segment" test -z "$(segs_left "$segs")"
 	return 0
 }
 
@@ -304,7 +323,7 @@ if [[ " $VARIANTS " == *" iso "* ]]; then
 	pm=$(postmaster_of "$root")
 	ok "[iso] the postmaster ($pm) runs in the group" test -n "$pm"
 	ok "[iso] ... in its own IPC namespace" test "$(readlink "/proc/$pm/ns/ipc")" != "$(readlink /proc/self/ns/ipc)"
-	ok "[iso] ... no SysV segment of it in the host's" test -z "$(host_segs "$pm")"
+	ok "[iso] ... it created no SysV segment in the host's" test -z "$(created_in_host "$pm")"
 	flows iso "$root" "$pm" "$log" 0
 fi
 
