@@ -104,6 +104,7 @@ host_segs() {
 }
 # created_in_host PID : shmids of host segments PID created
 created_in_host() { ipcs -m -p | awk -v p="$1" '$1 ~ /^[0-9]+$/ && $3 == p {print $1}'; }
+flat() { printf '%s\n' "$1" | grep . | tr '\n' ' '; } # LINES : one line, space separated
 seg_exists() { ipcs -m | awk -v id="$1" '$2 == id {f = 1} END {exit !f}'; }
 segs_left() { # SEGS : the shmids of SEGS ("key shmid" lines) that still exist
 	local id
@@ -116,7 +117,7 @@ dsm_files() { find /dev/shm -maxdepth 1 -name 'PostgreSQL.*' -user postgres -pri
 # gone_from_node SEGS FILES : after a migration the segments and files are gone;
 # whatever is left is reported, then removed (the restore happens "elsewhere")
 gone_from_node() {
-	local s id f left=
+	local id f left=
 	while read -r _ id; do
 		[ -n "$id" ] || continue
 		if seg_exists "$id"; then
@@ -187,10 +188,10 @@ flows() {
 	segs=
 	if [ "$hostshm" = 1 ]; then
 		segs=$(host_segs "$pm")
-		ok "[$v] the postmaster has a SysV segment in the host IPC namespace ($(echo $segs))" test -n "$segs"
+		ok "[$v] the postmaster has a SysV segment in the host IPC namespace ($(flat "$segs"))" test -n "$segs"
 	fi
 	files=$(dsm_files)
-	ok "[$v] ... and /dev/shm files ($(echo $files))" test -n "$files"
+	ok "[$v] ... and /dev/shm files ($(flat "$files"))" test -n "$files"
 
 	# ---- migration ----
 	ok "[$v] no client left, no dirty buffer" settle "$pm"
@@ -228,7 +229,7 @@ flows() {
 	if [ "$hostshm" = 1 ]; then
 		is "$(host_segs "$pm")" "$segs" "[$v] ... its SysV segment is back: same key, same shmid"
 	fi
-	is "$(dsm_files | tr '\n' ' ')" "$(echo $files) " "[$v] ... its /dev/shm files are back"
+	is "$(flat "$(dsm_files)")" "$(flat "$files")" "[$v] ... its /dev/shm files are back"
 	ok "[$v] ... a new connection reads the same data" data_ok
 	ok "[$v] ... over TCP too" data_ok sql_tcp
 	ok "[$v] ... it takes writes (INSERT 1000 rows, UPDATE)" writes
@@ -247,7 +248,7 @@ flows() {
 	# UPDATE left dead tuples in, and write WAL after the checkpoint
 	ok "[$v] ... the server keeps serving" ready
 	ok "[$v] ... its SysV segment and /dev/shm files stay" eval \
-		"[ \"\$(dsm_files | tr '\n' ' ')\" = \"$(echo $files) \" ] && { [ -z \"\$segs\" ] || [ \"\$(host_segs $pm)\" = \"\$segs\" ]; }"
+		"[ \"\$(flat \"\$(dsm_files)\")\" = \"\$(flat \"\$files\")\" ] && { [ -z \"\$segs\" ] || [ \"\$(host_segs $pm)\" = \"\$segs\" ]; }"
 	ok "[$v] hard stop (SIGKILL of the group)" kill_group
 	# shellcheck disable=SC2086
 	ok "[$v] ... the server is gone" pids_free 20 $pids

@@ -48,8 +48,8 @@ past() { # R : the ring is past round R
 # given (the status file still shows HIGH, written before a kill: the restored
 # ring is behind it), then 200 rounds more, every message checked ok
 goes_on_from() {
-	local low=$1 high=${2:-} r first= end=$((SECONDS + 30))
-	while [ $SECONDS -lt $end ]; do
+	local low=$1 high=${2:-} r first='' end=$((SECONDS + 30))
+	while [ "$SECONDS" -lt "$end" ]; do
 		r=$(round)
 		if [ -n "$r" ]; then
 			if [ "$r" -lt "$low" ]; then
@@ -70,6 +70,7 @@ goes_on_from() {
 	diag "the ring did not go on: status '$(cat "$STATUS" 2>/dev/null)', first round seen after the restore: ${first:-none}"
 	return 1
 }
+flat() { printf '%s\n' "$1" | grep . | tr '\n' ' '; } # LINES : one line, space separated
 ring_pids() { sed -n 's/.* pids=\([0-9,]*\) .*/\1/p' "$STATUS" 2>/dev/null | tr ',' ' '; }
 # shm_files : the /dev/shm files the group's processes map or hold open
 shm_files() {
@@ -95,7 +96,7 @@ gone_from_node() {
 	return 1
 }
 results_pass() {
-	local r want= got bad=
+	local r want='' got bad=''
 	for r in $(seq 0 $((NP - 1))); do
 		got=$(cat "$W/mpiring.rank$r.result" 2>/dev/null)
 		case $got in
@@ -127,7 +128,7 @@ ranks=$(ring_pids)
 # shellcheck disable=SC2086
 ok "... the ranks ($ranks) are mpirun's children" eval "[ \"\$(ps -o ppid= -p '${ranks// /,}' | sort -u | tr -d ' ')\" = $mpirun_pid ]"
 vader=$(vader_files)
-ok "... one vader segment per rank in /dev/shm ($(echo $vader))" test "$(echo "$vader" | grep -c .)" -eq "$NP"
+ok "... one vader segment per rank in /dev/shm ($(flat "$vader"))" test "$(echo "$vader" | grep -c .)" -eq "$NP"
 diag "/dev/shm files of the group: $(shm_files | tr '\n' ' ')"
 diag "$(for f in $vader; do stat -c '%n %s bytes' "$f"; done | tr '\n' ';')"
 like "$(ss -tanp | grep -E '"mpirun"|"mpiring"' | grep ESTAB)" '127\.0\.0\.1' "... mpirun and the ranks talk over loopback TCP"
@@ -163,7 +164,7 @@ ok "omrestore -g $G" test "$RC" -eq 0 || {
 }
 ckpt_restore_figures mpi "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
 is "$(members | tr '\n' ' ')" "$pids" "... the same processes are back"
-is "$(shm_files | grep -v ' (deleted)$' | tr '\n' ' ')" "$(echo $files) " "... their /dev/shm files are back"
+is "$(flat "$(shm_files | grep -v ' (deleted)$')")" "$(flat "$files")" "... their /dev/shm files are back"
 ok "... the ring goes on from round $at, every message checked" goes_on_from "$at"
 is "$(ring_pids)" "$ranks" "... the same ranks"
 
