@@ -169,8 +169,8 @@ no_panic() {
 # that window; CHECKPOINT leaves the others nothing to write)
 PGARGS=(-D "$DATA" -p "$port" -k "$SOCK" -c listen_addresses=127.0.0.1 -c autovacuum=off)
 
-ok "initdb as postgres" runuser -u postgres -- "$PGBIN/initdb" -D "$DATA" -A trust -U postgres --no-sync >"$W/initdb.log" 2>&1 ||
-	diag_file "$W/initdb.log"
+initdb_pg() { runuser -u postgres -- "$PGBIN/initdb" -D "$DATA" -A trust -U postgres --no-sync >"$W/initdb.log" 2>&1; }
+ok "initdb as postgres" initdb_pg || diag_file "$W/initdb.log"
 
 # flows VARIANT ROOT PM LOG HOSTSHM : migration, then --leave-running + kill, then clean stop
 flows() {
