@@ -167,6 +167,20 @@ no_panic() {
 # and the kill would write to the data files and WAL, which the restored
 # memory knows nothing about (the only background writer that could act in
 # that window; CHECKPOINT leaves the others nothing to write)
+# a server killed by a failed run leaves its segment and files: remove them
+_pg_segs=
+_pg_files=
+_a80_cleanup() {
+	_cleanup
+	local id f
+	for id in $_pg_segs; do
+		ipcs -m | awk -v id="$id" '$2 == id && $6 == 0 {f = 1} END {exit !f}' && ipcrm -m "$id"
+	done
+	for f in $_pg_files; do rm -f "/dev/shm/$f"; done
+	return 0
+}
+trap _a80_cleanup EXIT
+
 PGARGS=(-D "$DATA" -p "$port" -k "$SOCK" -c listen_addresses=127.0.0.1 -c autovacuum=off)
 
 initdb_pg() { runuser -u postgres -- "$PGBIN/initdb" -D "$DATA" -A trust -U postgres --no-sync >"$W/initdb.log" 2>&1; }
@@ -191,6 +205,8 @@ flows() {
 		ok "[$v] the postmaster has a SysV segment in the host IPC namespace ($(flat "$segs"))" test -n "$segs"
 	fi
 	files=$(dsm_files)
+	_pg_segs="$_pg_segs $(awk '{print $2}' <<<"$segs")"
+	_pg_files="$_pg_files $files"
 	ok "[$v] ... and /dev/shm files ($(flat "$files"))" test -n "$files"
 
 	# ---- migration ----

@@ -118,6 +118,19 @@ none_of() { # FILES : none of the files exists
 }
 all_results() { [ "$(find "$W" -maxdepth 1 -name 'mpiring.rank*.result' | wc -l)" -eq "$NP" ]; }
 
+# a killed ring leaves its segments and session directory (MPI_Finalize removes
+# them), a failed restore the network lock: whatever of this script's is left
+_mpi_shm=
+_a90_cleanup() {
+	_cleanup
+	local f
+	for f in $_mpi_shm; do rm -f "$f"; done
+	[ -n "${mpirun_pid:-}" ] && rm -rf /tmp/ompi.*/"pid.$mpirun_pid"
+	nft delete table inet "omtools_g$G" 2>/dev/null
+	return 0
+}
+trap _a90_cleanup EXIT
+
 ok "mpirun -np $NP (shared-memory transport) in group $G" omrun_app mpi \
 	mpirun --allow-run-as-root --oversubscribe -np "$NP" --mca btl self,vader "$W/mpiring" "$W"
 mpirun_pid=${APID[mpi]}
@@ -128,6 +141,7 @@ ranks=$(ring_pids)
 # shellcheck disable=SC2086
 ok "... the ranks ($ranks) are mpirun's children" eval "[ \"\$(ps -o ppid= -p '${ranks// /,}' | sort -u | tr -d ' ')\" = $mpirun_pid ]"
 vader=$(vader_files)
+_mpi_shm=$vader
 ok "... one vader segment per rank in /dev/shm ($(flat "$vader"))" test "$(echo "$vader" | grep -c .)" -eq "$NP"
 diag "/dev/shm files of the group: $(shm_files | tr '\n' ' ')"
 diag "$(for f in $vader; do stat -c '%n %s bytes' "$f"; done | tr '\n' ';')"
