@@ -27,11 +27,11 @@
 #  - host: started normally as its own user (setpriv as postgres, own
 #    session), then grouped with `joingroup POSTMASTER G`: its SysV segment
 #    lives in the host IPC namespace (shmig carries it: same key, same shmid).
-#  - isolated: `omrun --isolate` (fresh PID and IPC namespaces, omtools' init
-#    as PID 1) when omrun has it, else `unshare --ipc --pid --fork` with
-#    runuser as the namespaces' init, joined to the group (CRIU needs a root
-#    PID 1 there: the parasite of an unprivileged init cannot mount the
-#    namespace's /proc).
+#  - isolated: `omrun --isolate` (fresh PID and IPC namespaces, om-init as
+#    PID 1, setpriv as postgres for the server): its SysV segment is in its own
+#    IPC namespace (CRIU carries it), its /dev/shm files are the host's. (Raw
+#    CRIU needs a root PID 1 there: the parasite of an unprivileged init cannot
+#    mount the namespace's /proc; om-init is root's.)
 set -u
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -39,7 +39,7 @@ set -u
 . "$(dirname "$0")/apps.sh"
 group_ids 18000
 PGBIN=/usr/lib/postgresql/15/bin
-need_cmd psql runuser setpriv unshare ipcs ipcrm "$PGBIN/initdb" "$PGBIN/postgres"
+need_cmd psql runuser setpriv ipcs ipcrm "$PGBIN/initdb" "$PGBIN/postgres"
 id postgres >/dev/null 2>&1 || { echo "Bail out! no user postgres (the postgresql-15 package makes it)"; exit 1; }
 PGUID=$(id -u postgres)
 PGGID=$(id -g postgres)
@@ -318,24 +318,12 @@ fi
 if [[ " $VARIANTS " == *" iso "* ]]; then
 	new_group
 	log=$W/pg-iso.log
-	if "$OMRUN" --help 2>&1 | grep -q -- '--isolate'; then
-		diag "isolated: omrun --isolate"
-		run "$OMRUN" -g "$G" --isolate -o "$log" -- setpriv --reuid="$PGUID" --regid="$PGGID" --init-groups -- \
-			"$PGBIN/postgres" "${PGARGS[@]}"
-		ok "[iso] omrun -g $G --isolate -- setpriv ... postgres" test "$RC" -eq 0 || diag_file "$ERR"
-		root=$(tree_root)
-	else
-		diag "isolated: omrun has no --isolate (branch isolate not merged): unshare --ipc --pid --fork + joingroup"
-		(setsid unshare --ipc --pid --fork setsid runuser -u postgres -- "$PGBIN/postgres" "${PGARGS[@]}" \
-			</dev/null >>"$log" 2>&1 &
-		echo $! >"$W/unshare.pid")
-		ok "[iso] unshare --ipc --pid --fork runuser -u postgres -- postgres" wait_until 10 eval \
-			"pgrep -P \$(cat '$W/unshare.pid') >/dev/null"
-		root=$(pgrep -P "$(cat "$W/unshare.pid")" | head -1)
-		track_pid "$(cat "$W/unshare.pid")"
-		wait_until 20 postmaster_of "$root"
-		check "[iso] joingroup its init ($root)" "$JOINGROUP" "$root" "$G"
-	fi
+	run "$OMRUN" -g "$G" --isolate -o "$log" -- setpriv --reuid="$PGUID" --regid="$PGGID" --init-groups -- \
+		"$PGBIN/postgres" "${PGARGS[@]}"
+	root=$(head -n1 "$OUT" | tr -d '[:space:]')
+	ok "[iso] omrun -g $G --isolate -- setpriv ... postgres (om-init $root)" test "$RC" -eq 0 || diag_file "$ERR"
+	ok "[iso] ... om-init is the tree's root" test "$root" = "$(tree_root)"
+	wait_until 20 postmaster_of "$root"
 	track_pid "$root"
 	pm=$(postmaster_of "$root")
 	ok "[iso] the postmaster ($pm) runs in the group" test -n "$pm"
