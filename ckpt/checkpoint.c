@@ -49,6 +49,7 @@ struct ckpt_ctx {
 	pid_t *st_pid;	   /* the processes of the cut with their start times (intent) */
 	unsigned long long *st_start;
 	size_t n_st;
+	struct om_shm_known *shm_known; /* shmig: what om_shm_check saw before the freeze */
 };
 
 /* The cleanup of a checkpoint: thaws a group still frozen, moves processes of
@@ -61,7 +62,10 @@ static void ctx_release(struct ckpt_ctx *c)
 	if (c->netlock[0] && !c->keep_netlock && om_netlock_release(c->netlock, &tmp) < 0)
 		om_error_release(&tmp);
 	free(c->conns);
-	if (c->intent && !c->published) { /* not published: the intent goes before the thaw */
+	om_shm_known_free(c->shm_known);
+	if (c->m)
+		om_shm_drop_links(c->m->shm); /* a dump that failed */
+	if (c->intent && !c->published) {     /* not published: the intent goes before the thaw */
 		if (om_intent_remove(c->lockname, &tmp) < 0)
 			om_error_release(&tmp);
 	}
@@ -622,26 +626,46 @@ static int write_intent(struct ckpt_ctx *c, const struct om_store *st, const cha
 	return 0;
 }
 
-/* shmig: the shared memory of the frozen group, saved into scratch/shm and
- * described in the manifest (nothing when the group uses none). */
+/* shmig: the members, each with its tree, and the group's name for messages. */
+static struct om_shm_member *shm_members(const struct ckpt_ctx *c, size_t *n, char *label, size_t len)
+{
+	struct om_shm_member *mem = malloc((om_group_count(&c->g) + 1) * sizeof(*mem));
+
+	*n = 0;
+	for (size_t i = 0; mem && i < c->g.n_trees; i++)
+		for (size_t j = 0; j < c->g.trees[i].n_members; j++)
+			mem[(*n)++] = (struct om_shm_member){.pid = c->g.trees[i].members[j].pid, .tree = i};
+	if (c->o->group)
+		snprintf(label, len, "miggroup %lu", c->o->group);
+	else
+		snprintf(label, len, "the tree of process %d", (int)c->o->pid);
+	return mem;
+}
+
+/* Before the freeze: refuse what cannot travel, learn who else uses what. */
+static int check_shm(struct ckpt_ctx *c, om_error_t *err)
+{
+	char label[64];
+	size_t n;
+	cleanup_free struct om_shm_member *mem = shm_members(c, &n, label, sizeof(label));
+
+	if (mem == NULL)
+		return om_make_error(err, ENOMEM, "check shared memory");
+	return om_shm_check(mem, n, label, &c->shm_known, err);
+}
+
+/* Frozen: the group's shared memory, saved into scratch/shm and described in
+ * the manifest (nothing when the group uses none). */
 static int save_shm(struct ckpt_ctx *c, om_error_t *err)
 {
-	cleanup_free struct om_shm_member *mem = NULL;
 	char dir[PATH_MAX], label[64];
-	size_t n = 0;
+	size_t n;
+	cleanup_free struct om_shm_member *mem = shm_members(c, &n, label, sizeof(label));
 
-	mem = malloc((om_group_count(&c->g) + 1) * sizeof(*mem));
 	if (mem == NULL)
 		return om_make_error(err, ENOMEM, "save shared memory");
-	for (size_t i = 0; i < c->g.n_trees; i++)
-		for (size_t j = 0; j < c->g.trees[i].n_members; j++)
-			mem[n++] = (struct om_shm_member){.pid = c->g.trees[i].members[j].pid, .tree = i};
-	if (c->o->group)
-		snprintf(label, sizeof(label), "miggroup %lu", c->o->group);
-	else
-		snprintf(label, sizeof(label), "the tree of process %d", (int)c->o->pid);
 	snprintf(dir, sizeof(dir), "%.3000s/" OM_SHM_DIR, c->scratch);
-	return om_shm_save(mem, n, label, dir, &c->m->shm, err);
+	return om_shm_save(mem, n, c->shm_known, label, dir, &c->m->shm, err);
 }
 
 int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_error_t *err)
@@ -722,7 +746,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		if (om_mkdir_p(dir, 0700, err) < 0)
 			goto out;
 	}
-	if (check_no_foreign_tty(&c, NULL, 0, err) < 0 || om_group_pids(&c.g, &seen, &n_seen, err) < 0)
+	if (check_no_foreign_tty(&c, NULL, 0, err) < 0 || om_group_pids(&c.g, &seen, &n_seen, err) < 0 ||
+	    check_shm(&c, err) < 0)
 		goto out;
 
 	/* the consistent cut */
@@ -781,6 +806,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		c.m->trees[i]->dump_seconds = om_now() - td;
 		tdump += om_now() - td;
 	}
+	om_shm_drop_links(c.m->shm);		/* CRIU has opened what it needed by those names */
 	if (c.netlock[0] && o->leave_running) { /* CRIU has turned TCP repair off: let them talk */
 		if (om_netlock_release(c.netlock, err) < 0)
 			goto out;

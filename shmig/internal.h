@@ -32,7 +32,12 @@ const struct om_ipc_row *om_ipc_find(const struct om_ipc_row *rows, size_t n, in
 /* Is the 4 KiB block all zero? */
 bool om_shm_zero_block(const void *p, size_t len);
 
-/* Write len bytes of buf at off of fd, skipping all-zero blocks (holes). */
+/* The end of the run of 4 KiB blocks from off that are all zero (zero) or all
+ * not zero, within len. */
+size_t om_shm_run(const char *p, size_t off, size_t len, bool zero);
+
+/* Write len bytes of buf at off of fd, one write per run of data, leaving
+ * all-zero blocks as holes. */
 int om_shm_pwrite_sparse(int fd, const void *buf, size_t len, uint64_t off);
 
 /* Processes that map or hold open the file (dev, ino), other than skip[]:

@@ -12,11 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 union om_semun {
 	int val;
@@ -148,14 +153,17 @@ static int read_contents(const char *dir, const char *file, uint64_t size,
 	return 0;
 }
 
+/* Into the new (zero) segment: the runs of data only, their pages allocated
+ * in one call each. */
 static int to_memory(void *arg, const char *buf, size_t len, uint64_t off)
 {
 	char *base = arg;
 
-	for (size_t i = 0; i < len; i += 4096) {
-		size_t chunk = len - i < 4096 ? len - i : 4096;
-		if (!om_shm_zero_block(buf + i, chunk) || chunk < 4096)
-			memcpy(base + off + i, buf + i, chunk);
+	for (size_t i = om_shm_run(buf, 0, len, true); i < len;) {
+		size_t end = om_shm_run(buf, i, len, false);
+		(void)madvise(base + off + i, end - i, MADV_POPULATE_WRITE);
+		memcpy(base + off + i, buf + i, end - i);
+		i = om_shm_run(buf, end, len, true);
 	}
 	return 0;
 }
@@ -387,6 +395,24 @@ static int recreate_posix(const Om__PosixShm *p, const char *dir, bool same_node
 		return om_error_wrap(err, "restore %s", path);
 	if (ftruncate(fd, (off_t)p->size) < 0 || fchown(fd, p->uid, p->gid) < 0 || fchmod(fd, p->mode & 07777) < 0)
 		return om_make_error(err, errno, "restore %s", path);
+	/* the gone names members map it by: CRIU opens the mappings there;
+	 * om_shm_finish removes them again */
+	for (size_t k = 0; k < p->n_restore_links; k++) {
+		cleanup_free char *alias = om_strdup_printf(OM_DEV_SHM "/%s", p->restore_links[k]);
+		if (alias == NULL)
+			return om_make_error(err, ENOMEM, "restore shared memory");
+		if (lstat(alias, &sb) == 0) {
+			if (!same_node || sb.st_ino != p->ino || om_shm_file_user(sb.st_dev, sb.st_ino, NULL, 0))
+				return busy(err, "%s exists on this node and is not the group's leftover", alias);
+			unlink(alias);
+		}
+		if (link(path, alias) < 0)
+			return om_make_error(err, errno, "link %s to %s", alias, path);
+		if (undo_push(u, U_POSIX, 0, alias) < 0) {
+			unlink(alias);
+			return om_make_error(err, ENOMEM, "restore shared memory");
+		}
+	}
 	return 0;
 }
 
@@ -427,6 +453,13 @@ fail:
 int om_shm_finish(const Om__ShmSet *set, struct om_shm_undo *undo, om_error_t *err)
 {
 	int ret = 0;
+
+	for (size_t i = 0; set && i < set->n_posix; i++)
+		for (size_t k = 0; k < set->posix[i]->n_restore_links; k++) {
+			cleanup_free char *alias = om_strdup_printf(OM_DEV_SHM "/%s", set->posix[i]->restore_links[k]);
+			if (alias && unlink(alias) < 0 && errno != ENOENT && ret == 0)
+				ret = om_make_error(err, errno, "remove %s", alias);
+		}
 
 	for (size_t i = 0; set && i < set->n_segments; i++) {
 		const Om__ShmSegment *g = set->segments[i];

@@ -27,15 +27,30 @@ struct om_shm_member {
 /* The directory of a generation that holds the contents. */
 #define OM_SHM_DIR "shm"
 
-/* With the group frozen: find what the members use (SysV segments, semaphore
+/* Before the freeze: find what the members use (SysV segments, semaphore
  * sets and message queues of the host IPC namespace, /dev/shm files, shared
- * anonymous memory and memfds), refuse what cannot travel (an object that a
- * process outside the group uses too, or shared anonymous memory between two
- * trees), and save the contents into dir (created). *set is a built ShmSet
- * (om_shm_set_free_built), NULL when the group uses none of it. label names the
- * group in messages ("miggroup 3"). Refusals are EBUSY with exit class 5. */
-int om_shm_save(const struct om_shm_member *members, size_t n, const char *label, const char *dir, Om__ShmSet **set,
-		om_error_t *err);
+ * anonymous memory and memfds) and every other process of the node that uses
+ * the same objects; refuse what cannot travel (an object that a process
+ * outside the group uses too, or shared anonymous memory between two trees):
+ * EBUSY with exit class 5, naming the processes. label names the group in
+ * messages ("miggroup 3"). *known (may be NULL when the caller skips this)
+ * lists the objects seen, for om_shm_save. */
+struct om_shm_known;
+int om_shm_check(const struct om_shm_member *members, size_t n, const char *label, struct om_shm_known **known,
+		 om_error_t *err);
+void om_shm_known_free(struct om_shm_known *k);
+
+/* With the group frozen: scan the members again (the processes outside the
+ * group again only if the members use objects that known does not list),
+ * refuse as above, and save contents and attributes into dir (created). *set
+ * is a built ShmSet (om_shm_set_free_built), NULL when the group uses none. */
+int om_shm_save(const struct om_shm_member *members, size_t n, const struct om_shm_known *known, const char *label,
+		const char *dir, Om__ShmSet **set, om_error_t *err);
+
+/* /dev/shm files that members map by a name that is gone (glibc's sem_open
+ * maps its temporary name): om_shm_save links them there again, for CRIU.
+ * Remove those links once every tree is dumped (or the dump failed). */
+void om_shm_drop_links(const Om__ShmSet *set);
 
 /* Does the set hold SysV segments (CRIU then needs --external sysvshm[host])? */
 bool om_shm_has_segments(const Om__ShmSet *set);

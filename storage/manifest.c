@@ -161,7 +161,8 @@ static int check_shm_bounds(const Om__ShmSet *set, size_t files, int status, om_
 	}
 	for (size_t i = 0; i < set->n_segments; i++) {
 		const Om__ShmSegment *g = set->segments[i];
-		if (g == NULL || g->base.n_unknown_fields > OM_MAX_UNKNOWN || !pids_ok(g->attached_by, g->n_attached_by))
+		if (g == NULL || g->base.n_unknown_fields > OM_MAX_UNKNOWN ||
+		    !pids_ok(g->attached_by, g->n_attached_by))
 			return invalid(err, status, "shm: segment %zu is missing or bad", i);
 		if (g->size == 0 || g->size > OM_MAX_FILE_BYTES)
 			return invalid(err, status, "shm: segment %zu: size %llu", i, (unsigned long long)g->size);
@@ -198,6 +199,9 @@ static int check_shm_bounds(const Om__ShmSet *set, size_t files, int status, om_
 		if (p->size > OM_MAX_FILE_BYTES)
 			return invalid(err, status, "shm: /dev/shm file %zu: size %llu", i,
 				       (unsigned long long)p->size);
+		if (p->n_restore_links > OM_MAX_SHM_ALIASES || (p->n_restore_links && !p->restore_links))
+			return invalid(err, status, "shm: /dev/shm file %zu: %zu other names, at most %u", i,
+				       p->n_restore_links, OM_MAX_SHM_ALIASES);
 	}
 	return 0;
 }
@@ -330,6 +334,9 @@ static int validate_shm(const Om__Manifest *m, uint64_t *raw, uint64_t *stored, 
 		const Om__PosixShm *p = set->posix[i];
 		if (!unknown_ok(&p->base) || !om_store_name_ok(p->name) || !has_file(names, set->n_files, p->file))
 			return invalid(err, status, "shm: /dev/shm file %zu: bad name or contents file", i);
+		for (size_t k = 0; k < p->n_restore_links; k++)
+			if (!om_store_name_ok(p->restore_links[k]) || strcmp(p->restore_links[k], p->name) == 0)
+				return invalid(err, status, "shm: /dev/shm file %s: bad other name", p->name);
 		used[n_used++] = p->file;
 	}
 	for (size_t i = 0; i < set->n_sems; i++)
@@ -696,6 +703,9 @@ void om_shm_set_free_built(Om__ShmSet *set)
 	for (size_t i = 0; i < set->n_posix; i++) {
 		free_str(set->posix[i]->name);
 		free_str(set->posix[i]->file);
+		for (size_t k = 0; k < set->posix[i]->n_restore_links; k++)
+			free_str(set->posix[i]->restore_links[k]);
+		free(set->posix[i]->restore_links);
 		free(set->posix[i]->used_by);
 		free_unknown(&set->posix[i]->base);
 		free(set->posix[i]);

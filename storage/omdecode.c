@@ -88,6 +88,80 @@ static void print_text_pad(FILE *out, const char *s, int width)
 		fprintf(out, "%*s", width - n, "");
 }
 
+static void print_pids(FILE *out, const int32_t *v, size_t n)
+{
+	if (n == 0)
+		fputc('-', out);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%" PRId32, i ? "," : "", v[i]);
+}
+
+/* shmig's objects: what the group shared, as saved at the freeze. */
+static void print_shm_text(FILE *out, const Om__ShmSet *set)
+{
+	fputs("\nshared memory (shmig):\n  directory:       ", out);
+	print_text(out, set->dir);
+	fputc('\n', out);
+	for (size_t i = 0; i < set->n_segments; i++) {
+		const Om__ShmSegment *g = set->segments[i];
+		fprintf(out,
+			"  sysv shm:        id %" PRId32 " key 0x%08" PRIx32 " size %" PRIu64
+			" mode %04o uid %u gid %u%s file ",
+			g->id, (uint32_t)g->key, g->size, (unsigned)(g->mode & 0777), g->uid, g->gid,
+			g->removed ? " removed" : "");
+		print_text(out, g->file);
+		fputs(" attached by ", out);
+		print_pids(out, g->attached_by, g->n_attached_by);
+		fputc('\n', out);
+	}
+	for (size_t i = 0; i < set->n_sems; i++) {
+		const Om__SemSet *e = set->sems[i];
+		fprintf(out, "  sysv sem:        id %" PRId32 " key 0x%08" PRIx32 " mode %04o uid %u gid %u values ",
+			e->id, (uint32_t)e->key, (unsigned)(e->mode & 0777), e->uid, e->gid);
+		for (size_t k = 0; k < e->n_values && k < 16; k++)
+			fprintf(out, "%s%" PRIu32, k ? "," : "", e->values[k]);
+		fputs(e->n_values > 16 ? ",... used by " : " used by ", out);
+		print_pids(out, e->used_by, e->n_used_by);
+		fputc('\n', out);
+	}
+	for (size_t i = 0; i < set->n_queues; i++) {
+		const Om__MsgQueue *q = set->queues[i];
+		size_t bytes = 0;
+		for (size_t k = 0; k < q->n_msgs; k++)
+			bytes += q->msgs[k]->text.len;
+		fprintf(out,
+			"  sysv msg:        id %" PRId32 " key 0x%08" PRIx32
+			" mode %04o uid %u gid %u messages %zu (%zu bytes) used by ",
+			q->id, (uint32_t)q->key, (unsigned)(q->mode & 0777), q->uid, q->gid, q->n_msgs, bytes);
+		print_pids(out, q->used_by, q->n_used_by);
+		fputc('\n', out);
+	}
+	for (size_t i = 0; i < set->n_posix; i++) {
+		const Om__PosixShm *p = set->posix[i];
+		fputs("  /dev/shm:        ", out);
+		print_text(out, p->name);
+		fprintf(out, " size %" PRIu64 " mode %04o uid %u gid %u file ", p->size, (unsigned)(p->mode & 07777),
+			p->uid, p->gid);
+		print_text(out, p->file);
+		for (size_t k = 0; k < p->n_restore_links; k++) {
+			fputs(k ? ", " : " mapped as ", out);
+			print_text(out, p->restore_links[k]);
+		}
+		fputs(" used by ", out);
+		print_pids(out, p->used_by, p->n_used_by);
+		fputc('\n', out);
+	}
+	fprintf(out, "  files:           %zu\n", set->n_files);
+	for (size_t j = 0; j < set->n_files; j++) {
+		const Om__FileEntry *f = set->files[j];
+		char hex[65];
+		om_hex(f->sha256.data, f->sha256.len, hex);
+		fputs("    ", out);
+		print_text_pad(out, f->name, 28);
+		fprintf(out, " %12" PRIu64 " %12" PRIu64 "  %s\n", f->size, f->stored_size, hex);
+	}
+}
+
 static void print_human(FILE *out, const char *path, const Om__Manifest *m)
 {
 	char a[64], b[64], hex[65];
@@ -196,6 +270,8 @@ static void print_human(FILE *out, const char *path, const Om__Manifest *m)
 			fprintf(out, " %12" PRIu64 " %12" PRIu64 " %6s  %s\n", f->size, f->stored_size, mode, hex);
 		}
 	}
+	if (m->shm)
+		print_shm_text(out, m->shm);
 }
 
 static void json_double(FILE *out, double v)
@@ -266,6 +342,75 @@ static void json_opt_string(FILE *out, const char *s)
 		json_string(out, s);
 	else
 		fputs("null", out);
+}
+
+static void json_pids(FILE *out, const int32_t *v, size_t n)
+{
+	fputc('[', out);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%" PRId32, i ? "," : "", v[i]);
+	fputc(']', out);
+}
+
+static void print_shm_json(FILE *out, const Om__ShmSet *set)
+{
+	char hex[65];
+
+	fputs(",\"shm\":{\"dir\":", out);
+	json_string(out, set->dir);
+	fputs(",\"sysv_shm\":[", out);
+	for (size_t i = 0; i < set->n_segments; i++) {
+		const Om__ShmSegment *g = set->segments[i];
+		fprintf(out,
+			"%s{\"id\":%" PRId32 ",\"key\":%" PRId32 ",\"size\":%" PRIu64 ",\"mode\":%" PRIu32
+			",\"uid\":%" PRIu32 ",\"gid\":%" PRIu32 ",\"removed\":%s,\"file\":",
+			i ? "," : "", g->id, g->key, g->size, g->mode, g->uid, g->gid, g->removed ? "true" : "false");
+		json_string(out, g->file);
+		fputs(",\"attached_by\":", out);
+		json_pids(out, g->attached_by, g->n_attached_by);
+		fputc('}', out);
+	}
+	fputs("],\"sysv_sem\":[", out);
+	for (size_t i = 0; i < set->n_sems; i++) {
+		const Om__SemSet *e = set->sems[i];
+		fprintf(out, "%s{\"id\":%" PRId32 ",\"key\":%" PRId32 ",\"mode\":%" PRIu32 ",\"values\":[",
+			i ? "," : "", e->id, e->key, e->mode);
+		for (size_t k = 0; k < e->n_values; k++)
+			fprintf(out, "%s%" PRIu32, k ? "," : "", e->values[k]);
+		fputs("],\"used_by\":", out);
+		json_pids(out, e->used_by, e->n_used_by);
+		fputc('}', out);
+	}
+	fputs("],\"sysv_msg\":[", out);
+	for (size_t i = 0; i < set->n_queues; i++) {
+		const Om__MsgQueue *q = set->queues[i];
+		fprintf(out,
+			"%s{\"id\":%" PRId32 ",\"key\":%" PRId32 ",\"mode\":%" PRIu32 ",\"messages\":%zu,\"used_by\":",
+			i ? "," : "", q->id, q->key, q->mode, q->n_msgs);
+		json_pids(out, q->used_by, q->n_used_by);
+		fputc('}', out);
+	}
+	fputs("],\"posix\":[", out);
+	for (size_t i = 0; i < set->n_posix; i++) {
+		const Om__PosixShm *p = set->posix[i];
+		fprintf(out, "%s{\"name\":", i ? "," : "");
+		json_string(out, p->name);
+		fprintf(out, ",\"size\":%" PRIu64 ",\"mode\":%" PRIu32 ",\"file\":", p->size, p->mode);
+		json_string(out, p->file);
+		fputs(",\"used_by\":", out);
+		json_pids(out, p->used_by, p->n_used_by);
+		fputc('}', out);
+	}
+	fputs("],\"files\":[", out);
+	for (size_t j = 0; j < set->n_files; j++) {
+		const Om__FileEntry *f = set->files[j];
+		om_hex(f->sha256.data, f->sha256.len, hex);
+		fprintf(out, "%s{\"name\":", j ? "," : "");
+		json_string(out, f->name);
+		fprintf(out, ",\"size\":%" PRIu64 ",\"stored_size\":%" PRIu64 ",\"sha256\":\"%s\"}", f->size,
+			f->stored_size, hex);
+	}
+	fputs("]}", out);
 }
 
 static void print_json(FILE *out, const char *path, const Om__Manifest *m, int verified)
@@ -360,6 +505,8 @@ static void print_json(FILE *out, const char *path, const Om__Manifest *m, int v
 		fputs("]}", out);
 	}
 	fputc(']', out);
+	if (m->shm)
+		print_shm_json(out, m->shm);
 	if (verified >= 0)
 		fprintf(out, ",\"verified\":%s", verified ? "true" : "false");
 	fputs("}\n", out);
@@ -435,6 +582,7 @@ int main(int argc, char **argv)
 			size_t files = 0;
 			for (size_t i = 0; i < m->n_trees; i++)
 				files += m->trees[i]->n_files;
+			files += m->shm ? m->shm->n_files : 0;
 			printf("\nverified:          %zu files, all checksums match\n", files);
 		}
 	}

@@ -195,6 +195,9 @@ run() {
 	return 0
 }
 
+# has_segment ID : a SysV shm segment with that id exists (ipcs -i exits 0 either way).
+has_segment() { awk -v id="$1" 'NR > 1 && $2 == id { f = 1 } END { exit !f }' /proc/sysvipc/shm; }
+
 track_pid() {
 	_TRACKED+=("$@")
 }

@@ -5,8 +5,8 @@
 # recreates the namespaces, SysV shared memory inside the IPC namespace and a
 # POSIX /dev/shm mapping included. The tree comes back with new PIDs on this
 # node; omrestore finds it from its root and rejoins it to the group.
-# And the limit that shmig/ will lift: SysV shm attached in the host IPC
-# namespace is refused by CRIU, and the group is thawed and keeps running.
+# And the same without namespaces: shmig/ carries SysV shm and /dev/shm files
+# of the host IPC namespace (saved, removed from the node, recreated).
 set -u
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -65,14 +65,29 @@ for cg in v2 v1; do
 	finish_ok "$n"
 done
 
-# ---- the limit shmig/ lifts: SysV shm in the host IPC namespace ----
+# ---- shmig: SysV shm and /dev/shm of the host IPC namespace travel too ----
 export OM_CGROUP=v2
 new_group
 ok "a worker with SysV shm in the host IPC namespace" start_worker hostshm --mem 8 --children 1 --shm 2
 ok "... ready" wait_ready hostshm
-check_rc 5 "omckpt refuses it (CRIU: SysV shm outside an IPC namespace) with exit 5" "$OMCKPT" -g "$G"
-ok "... the group is thawed and runs" advancing hostshm
-ok "... no generation is written" test ! -e "$OM_STORE/groups/$G/gen-1"
+before=$(snap hostshm)
+old=$(members | tr '\n' ' ')
+check "omckpt -g $G carries its SysV segment and /dev/shm file (shmig)" "$OMCKPT" -g "$G"
+# shellcheck disable=SC2086
+ok "... the group is gone" all_gone 5 $old
+check "omdecode shows them" "$OMDECODE" "$OM_STORE/groups/$G/gen-1"
+like "$OUT" "sysv shm: +id [0-9]+ key 0x00000000 size 2097152 mode 0600" "... the SysV segment (IPC_PRIVATE, 2 MiB)"
+like "$OUT" "/dev/shm: +omtools-worker-hostshm-" "... the /dev/shm file"
+shmid=$(sed -n 's/.*sysv shm: *id \([0-9]*\).*/\1/p' "$OUT" | head -1)
+posix=$(sed -n 's|^ */dev/shm: *\([^ ]*\).*|\1|p' "$OUT" | head -1)
+ok "... the segment left the node with the group" not has_segment "$shmid"
+ok "... so did /dev/shm/$posix" test ! -e "/dev/shm/$posix"
+check "omrestore -g $G" "$OMRESTORE" -g "$G"
+track_pid "$(status_field hostshm pid)"
+ok "... the segment is back with its id $shmid" has_segment "$shmid"
+ok "... /dev/shm/$posix is back" test -f "/dev/shm/$posix"
+ok "... the worker checked both contents and carries on ($before)" continued_restored "$before"
 finish_ok hostshm
+ok "... the worker removed them at its end" eval "! has_segment $shmid && test ! -e /dev/shm/$posix"
 
 done_testing

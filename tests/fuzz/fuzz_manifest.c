@@ -56,6 +56,45 @@ static void check_bounds(const Om__Manifest *m, size_t size)
 				abort();
 		}
 	}
+	if (m->shm) { /* shmig's set: names a restore will create under /dev/shm, counts, sizes */
+		const Om__ShmSet *set = m->shm;
+		size_t text = 0;
+		if (!om_store_name_ok(set->dir) || set->n_segments > OM_MAX_SHM_OBJECTS ||
+		    set->n_sems > OM_MAX_SHM_OBJECTS || set->n_queues > OM_MAX_SHM_OBJECTS ||
+		    set->n_posix > OM_MAX_SHM_OBJECTS)
+			abort();
+		files += set->n_files;
+		for (size_t j = 0; j < set->n_files; j++)
+			if (!om_store_name_ok(set->files[j]->name) || set->files[j]->sha256.len != 32 ||
+			    set->files[j]->size > OM_MAX_FILE_BYTES)
+				abort();
+		for (size_t j = 0; j < set->n_segments; j++)
+			if (set->segments[j]->size == 0 || set->segments[j]->size > OM_MAX_FILE_BYTES ||
+			    set->segments[j]->id < 0 || !om_store_name_ok(set->segments[j]->file))
+				abort();
+		for (size_t j = 0; j < set->n_sems; j++) {
+			if (set->sems[j]->n_values == 0 || set->sems[j]->n_values > OM_MAX_SEMS)
+				abort();
+			for (size_t k = 0; k < set->sems[j]->n_values; k++)
+				if (set->sems[j]->values[k] > 32767)
+					abort();
+		}
+		for (size_t j = 0; j < set->n_queues; j++) {
+			if (set->queues[j]->n_msgs > OM_MAX_MSGS)
+				abort();
+			for (size_t k = 0; k < set->queues[j]->n_msgs; k++) {
+				if (set->queues[j]->msgs[k]->mtype <= 0)
+					abort();
+				text += set->queues[j]->msgs[k]->text.len;
+			}
+		}
+		for (size_t j = 0; j < set->n_posix; j++)
+			if (!om_store_name_ok(set->posix[j]->name) || strchr(set->posix[j]->name, '/') ||
+			    !om_store_name_ok(set->posix[j]->file))
+				abort();
+		if (text > OM_MAX_MSG_BYTES)
+			abort();
+	}
 	if (procs > OM_MAX_PROCS || tids > OM_MAX_TIDS || files > OM_MAX_FILES)
 		abort();
 }

@@ -443,6 +443,153 @@ static void test_codec(void)
 	om_error_release(&err);
 }
 
+/* ---- shmig's set in a manifest ---- */
+
+static Om__ShmSet *sample_shm(Om__Manifest *m)
+{
+	Om__ShmSet *set = calloc(1, sizeof(*set));
+	Om__ShmSegment *g = calloc(1, sizeof(*g));
+	Om__SemSet *e = calloc(1, sizeof(*e));
+	Om__MsgQueue *q = calloc(1, sizeof(*q));
+	Om__PosixShm *p = calloc(1, sizeof(*p));
+
+	om__shm_set__init(set);
+	om__shm_segment__init(g);
+	om__sem_set__init(e);
+	om__msg_queue__init(q);
+	om__posix_shm__init(p);
+	set->dir = strdup("shm");
+	set->files = calloc(2, sizeof(*set->files));
+	set->files[set->n_files++] = new_file("sysv-shm-32770", 1 << 20, 500, 9);
+	set->files[set->n_files++] = new_file("posix-0", 4096, 40, 10);
+	m->raw_bytes += (1 << 20) + 4096;
+	m->stored_bytes += 540;
+	g->key = 0x4f4d0001;
+	g->id = 32770;
+	g->mode = 0600;
+	g->size = 1 << 20;
+	g->file = strdup("sysv-shm-32770");
+	g->attached_by = calloc(2, sizeof(int32_t));
+	g->attached_by[g->n_attached_by++] = 4012;
+	g->attached_by[g->n_attached_by++] = 4015;
+	set->segments = calloc(1, sizeof(*set->segments));
+	set->segments[set->n_segments++] = g;
+	e->key = 0x4f4d0002;
+	e->id = 5;
+	e->mode = 0640;
+	e->values = calloc(3, sizeof(uint32_t));
+	for (int i = 0; i < 3; i++)
+		e->values[e->n_values++] = (uint32_t)i + 1;
+	set->sems = calloc(1, sizeof(*set->sems));
+	set->sems[set->n_sems++] = e;
+	q->key = 0;
+	q->id = 7;
+	q->mode = 0600;
+	q->msgs = calloc(2, sizeof(*q->msgs));
+	for (int i = 0; i < 2; i++) {
+		Om__MsgEntry *me = calloc(1, sizeof(*me));
+		om__msg_entry__init(me);
+		me->mtype = i + 1;
+		me->text.data = (uint8_t *)strdup(i ? "second" : "first");
+		me->text.len = strlen((char *)me->text.data);
+		q->msgs[q->n_msgs++] = me;
+	}
+	set->queues = calloc(1, sizeof(*set->queues));
+	set->queues[set->n_queues++] = q;
+	p->name = strdup("PostgreSQL.1234");
+	p->mode = 0600;
+	p->size = 4096;
+	p->file = strdup("posix-0");
+	set->posix = calloc(1, sizeof(*set->posix));
+	set->posix[set->n_posix++] = p;
+	m->shm = set;
+	return set;
+}
+
+static bool shm_encode_fails(Om__Manifest *m, const char *needle)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	om_error_t e = NULL;
+	bool good = om_manifest_encode(m, &b, &l, &e) < 0 && e && e->status == EINVAL && msg_has(e, needle);
+
+	if (!good)
+		show(&e);
+	om_error_release(&e);
+	free(b);
+	return good;
+}
+
+static void test_shm_codec(void)
+{
+	Om__Manifest *m = sample_manifest(false), *d = NULL;
+	Om__ShmSet *set = sample_shm(m);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	om_error_t err = NULL;
+	const char *corpus = getenv("OM_WRITE_CORPUS");
+	char *keep;
+
+	ok(om_manifest_encode(m, &buf, &len, &err) == 0, "encode a manifest with a shm set");
+	show(&err);
+	ok(om_manifest_decode(buf, len, &d, &err) == 0 && d && d->shm, "decode it");
+	ok(d && d->shm && d->shm->n_segments == 1 && d->shm->segments[0]->id == 32770 &&
+	       d->shm->segments[0]->key == 0x4f4d0001 && d->shm->segments[0]->n_attached_by == 2 &&
+	       d->shm->n_sems == 1 && d->shm->sems[0]->n_values == 3 && d->shm->sems[0]->values[2] == 3 &&
+	       d->shm->n_queues == 1 && d->shm->queues[0]->n_msgs == 2 && d->shm->queues[0]->msgs[1]->text.len == 6 &&
+	       d->shm->n_posix == 1 && !strcmp(d->shm->posix[0]->name, "PostgreSQL.1234") && d->shm->n_files == 2,
+	   "... segments, semaphores, messages, /dev/shm files and contents files round-trip");
+	if (corpus && *corpus) {
+		write_seed(corpus, "shm.om", buf, len);
+		write_seed(corpus, "shm.pb", buf + 16, len - 48);
+	}
+	if (d)
+		om_manifest_free(d);
+	free(buf);
+
+	keep = set->segments[0]->file;
+	set->segments[0]->file = strdup("missing");
+	ok(shm_encode_fails(m, "contents file"), "a segment whose contents file is not in the set is refused");
+	free(set->segments[0]->file);
+	set->segments[0]->file = strdup("posix-0");
+	ok(shm_encode_fails(m, "serves two objects"), "two objects sharing one contents file are refused");
+	free(set->segments[0]->file);
+	set->segments[0]->file = keep;
+
+	keep = set->posix[0]->name;
+	set->posix[0]->name = strdup("../etc/passwd");
+	ok(shm_encode_fails(m, "bad name"), "a /dev/shm name with '/' or '..' is refused");
+	free(set->posix[0]->name);
+	set->posix[0]->name = keep;
+
+	keep = set->dir;
+	set->dir = strdup("tree-4012");
+	ok(shm_encode_fails(m, "also a tree"), "a shm directory that is a tree's is refused");
+	free(set->dir);
+	set->dir = keep;
+
+	set->sems[0]->values[1] = 40000;
+	ok(shm_encode_fails(m, "value"), "a semaphore value above 32767 is refused");
+	set->sems[0]->values[1] = 2;
+
+	set->queues[0]->msgs[0]->mtype = 0;
+	ok(shm_encode_fails(m, "message 0"), "a message of type 0 is refused");
+	set->queues[0]->msgs[0]->mtype = 1;
+
+	set->segments[0]->size = 0;
+	ok(shm_encode_fails(m, "size"), "a segment of size 0 is refused");
+	set->segments[0]->size = 1 << 20;
+
+	set->files[1]->size += 1;
+	ok(shm_encode_fails(m, "totals"), "the shm files count in the totals");
+	set->files[1]->size -= 1;
+
+	ok(om_manifest_encode(m, &buf, &len, &err) == 0, "... and the set is valid again after the changes");
+	free(buf);
+	om_manifest_free_built(m);
+	om_error_release(&err);
+}
+
 /* ---- store ---- */
 
 static void write_file(const char *path, const void *buf, size_t len)
@@ -557,6 +704,66 @@ static void flip_byte(const char *path, off_t off)
 	if (pwrite(fd, &c, 1, off) != 1)
 		bail_out("flip byte");
 	close(fd);
+}
+
+/* A generation with a shm set: stored, verified, extracted; a damaged
+ * contents file is caught like a damaged image. */
+static void test_shm_store(void)
+{
+	cleanup_free char *store_path = path_in("shmstore");
+	cleanup_free char *src = path_in("shmsrc");
+	cleanup_free char *shmsrc = path_in("shmsrc/shm");
+	cleanup_free char *out = path_in("shmout");
+	cleanup_free char *a = NULL, *b = NULL, *stored = NULL;
+	struct om_store st;
+	struct om_gen_writer *w = NULL;
+	Om__Manifest *m = writer_manifest(), *d = NULL;
+	Om__TreeEntry *t = NULL;
+	Om__ShmSet *set = calloc(1, sizeof(*set));
+	om_error_t err = NULL;
+	uint64_t gen = 0;
+	uint8_t *data = random_bytes(3 << 20, 77);
+
+	make_images(src);
+	mkdir(shmsrc, 0700);
+	a = om_strdup_printf("%s/sysv-shm-9", shmsrc);
+	write_file(a, data, 3 << 20);
+	om__shm_set__init(set);
+	set->dir = strdup("shm");
+	m->shm = set;
+	set->segments = calloc(1, sizeof(*set->segments));
+	set->segments[0] = calloc(1, sizeof(**set->segments));
+	om__shm_segment__init(set->segments[0]);
+	set->n_segments = 1;
+	set->segments[0]->id = 9;
+	set->segments[0]->size = 3 << 20;
+	set->segments[0]->file = strdup("sysv-shm-9");
+	ok(om_store_open(&st, store_path, true, &err) == 0 && om_gen_begin(&st, "groups", 9, 1, &w, &err) == 0 &&
+	       om_manifest_add_tree(m, 4012, &t, &err) == 0 && om_gen_add_tree(w, src, t, 3, 0, &err) == 0 &&
+	       om_gen_add_shm(w, shmsrc, set, 3, 0, &err) == 0 && om_gen_commit(w, m, &gen, &err) == 0,
+	   "a generation with a shm set is written");
+	show(&err);
+	om_gen_writer_free(w);
+	ok(set->n_files == 1 && m->raw_bytes > (3u << 20), "... its contents file is in the set and the totals");
+	ok(om_gen_load_manifest(&st, "groups", 9, 0, &d, &err) == 0 && d->shm &&
+	       om_gen_verify(&st, "groups", 9, d, &err) == 0,
+	   "... it loads and verifies");
+	show(&err);
+	ok(d && om_gen_extract_shm(&st, "groups", 9, d, out, &err) == 0, "... the contents extract");
+	show(&err);
+	b = om_strdup_printf("%s/sysv-shm-9", out);
+	ok(same_file(a, b), "... byte for byte");
+	stored = om_strdup_printf("%s/groups/9/gen-%llu/shm/sysv-shm-9.zst", st.path, (unsigned long long)gen);
+	flip_byte(stored, 100);
+	ok(d && om_gen_verify(&st, "groups", 9, d, &err) < 0 && err->status == OM_ECORRUPT &&
+	       msg_has(err, "shm/sysv-shm-9"),
+	   "... a damaged contents file fails the verification, named");
+	om_error_release(&err);
+	if (d)
+		om_manifest_free(d);
+	om_manifest_free_built(m);
+	om_store_close(&st);
+	free(data);
 }
 
 static void test_store(void)
@@ -1251,6 +1458,8 @@ int main(void)
 		bail_out("mkdtemp");
 	unsetenv("OM_STORE");
 	test_codec();
+	test_shm_codec();
+	test_shm_store();
 	test_store();
 	test_manifest_bounds();
 	test_bombs();
