@@ -157,7 +157,7 @@ struct run_arg {
 
 /* --isolate: the PID 1 of the tree's PID namespace ("om-init"). */
 
-/* the host never sees CMD's PID inside; 0 once CMD is reaped */
+/* CMD's PID inside the namespace (2); 0 before it is forked and once it is reaped */
 static volatile sig_atomic_t init_cmd_pid;
 
 /* SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2: to CMD while it runs, else to
@@ -190,6 +190,7 @@ static void init_fail(int sync, int e)
 static _Noreturn void init_main(const struct run_arg *ra, int go, int sync)
 {
 	struct sigaction sa;
+	sigset_t old;
 	int cmd_status = 0, status, fd, code;
 	pid_t cmd, w;
 	ssize_t n;
@@ -219,6 +220,8 @@ static _Noreturn void init_main(const struct run_arg *ra, int go, int sync)
 		sigaddset(&sa.sa_mask, init_forwarded[i]);
 	for (size_t i = 0; i < sizeof(init_forwarded) / sizeof(init_forwarded[0]); i++)
 		sigaction(init_forwarded[i], &sa, NULL);
+	/* a signal that comes before CMD's PID is known waits for it */
+	sigprocmask(SIG_BLOCK, &sa.sa_mask, &old);
 	cmd = fork();
 	if (cmd < 0)
 		init_fail(sync, errno);
@@ -227,6 +230,7 @@ static _Noreturn void init_main(const struct run_arg *ra, int go, int sync)
 		for (size_t i = 0; i < sizeof(init_forwarded) / sizeof(init_forwarded[0]); i++)
 			signal(init_forwarded[i], SIG_DFL);
 		signal(SIGPIPE, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		setsid();
 		execvp(ra->argv[0], ra->argv);
 		e = errno;
@@ -234,6 +238,7 @@ static _Noreturn void init_main(const struct run_arg *ra, int go, int sync)
 		_exit(127);
 	}
 	init_cmd_pid = cmd;
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sync);
 	for (;;) {
 		w = waitpid(-1, &status, 0);
