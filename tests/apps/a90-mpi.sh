@@ -16,6 +16,9 @@
 #    the one it had reached when killed);
 #  - at the end the ring is stopped (a flag file): every rank reports PASS with
 #    the same number of rounds, mpirun exits and the segments are removed.
+# All of it twice: mpirun started by omrun (host), then by `omrun --isolate`
+# (om-init as PID 1, mpirun as PID 2, its session directory made the tree's
+# own: it would be /tmp/ompi.<node>.<uid>/pid.2 for every isolated mpirun).
 # Not covered: Open MPI's session directory (/tmp/ompi.<node>.<uid>/pid.<mpirun>:
 # hwloc.sm held open by mpirun, PMIx's pmix_dstor_* files mapped shared by all)
 # is a plain directory in /tmp that shmig does not carry; it stays on this node,
@@ -31,9 +34,8 @@ group_ids 19000
 need_cmd mpicc mpirun
 
 export OM_CGROUP=v2
-new_group
 NP=3
-STATUS=$W/mpiring.status
+STATUS= # the running variant's status file
 
 ok "mpiring.c builds with mpicc" mpicc -O2 -o "$W/mpiring" "$APPS_DIR/mpiring.c" 2>"$W/mpicc.err" ||
 	diag_file "$W/mpicc.err"
@@ -76,6 +78,7 @@ goes_on_from() {
 	diag "the ring did not go on: status '$(cat "$STATUS" 2>/dev/null)', first round seen after the restore: ${first:-none}"
 	return 1
 }
+tree_root() { "$SHOWGROUP" --json "$G" 2>/dev/null | grep -o '"root":[0-9]*' | head -1 | cut -d: -f2; }
 flat() { printf '%s\n' "$1" | grep . | tr '\n' ' '; } # LINES : one line, space separated
 ring_pids() { sed -n 's/.* pids=\([0-9,]*\) .*/\1/p' "$STATUS" 2>/dev/null | tr ',' ' '; }
 # shm_files : the /dev/shm files the group's processes map or hold open
@@ -104,7 +107,7 @@ gone_from_node() {
 results_pass() {
 	local r want='' got bad=''
 	for r in $(seq 0 $((NP - 1))); do
-		got=$(cat "$W/mpiring.rank$r.result" 2>/dev/null)
+		got=$(cat "$D/mpiring.rank$r.result" 2>/dev/null)
 		case $got in
 		"PASS rounds="*) [ -z "$want" ] && want=$got
 			[ "$got" = "$want" ] || bad="$bad rank$r:'$got'(rank0:'$want')" ;;
@@ -122,93 +125,134 @@ none_of() { # FILES : none of the files exists
 	diag "still there:$left"
 	return 1
 }
-all_results() { [ "$(find "$W" -maxdepth 1 -name 'mpiring.rank*.result' | wc -l)" -eq "$NP" ]; }
+all_results() { [ "$(find "$D" -maxdepth 1 -name 'mpiring.rank*.result' | wc -l)" -eq "$NP" ]; }
 
 # a killed ring leaves its segments and session directory (MPI_Finalize removes
 # them), a failed restore the network lock: whatever of this script's is left
 _mpi_shm=
+_mpi_session=
+_mpi_groups=
 _a90_cleanup() {
 	_cleanup
-	local f
+	local f g
 	for f in $_mpi_shm; do rm -f "$f"; done
-	[ -n "${mpirun_pid:-}" ] && rm -rf /tmp/ompi.*/"pid.$mpirun_pid"
-	nft delete table inet "omtools_g$G" 2>/dev/null
+	[ -n "$_mpi_session" ] && rm -rf /tmp/ompi.*/"pid.$_mpi_session"
+	for g in $_mpi_groups; do nft delete table inet "omtools_g$g" 2>/dev/null; done
 	return 0
 }
 trap _a90_cleanup EXIT
 
-ok "mpirun -np $NP (shared-memory transport) in group $G" omrun_app mpi \
-	mpirun --allow-run-as-root --oversubscribe -np "$NP" --mca btl self,vader "$W/mpiring" "$W"
-mpirun_pid=${APID[mpi]}
-ok "... the ring runs" wait_until 30 past 100
-ok "... every message checked ok" status_ok
-is "$(members | wc -l)" $((NP + 1)) "... the group has mpirun and its $NP ranks"
-ranks=$(ring_pids)
-# shellcheck disable=SC2086
-ok "... the ranks ($ranks) are mpirun's children" eval "[ \"\$(ps -o ppid= -p '${ranks// /,}' | sort -u | tr -d ' ')\" = $mpirun_pid ]"
-vader=$(vader_files)
-_mpi_shm=$vader
-ok "... one vader segment per rank in /dev/shm ($(flat "$vader"))" test "$(echo "$vader" | grep -c .)" -eq "$NP"
-diag "/dev/shm files of the group: $(shm_files | tr '\n' ' ')"
-diag "$(for f in $vader; do stat -c '%n %s bytes' "$f"; done | tr '\n' ';')"
-like "$(ss -tanp | grep -E '"mpirun"|"mpiring"' | grep ESTAB)" '127\.0\.0\.1' "... mpirun and the ranks talk over loopback TCP"
+# ring V : one run of the ring, V = host (omrun) or iso (omrun --isolate)
+ring() {
+	local v=$1 D=$W/$1 root='' extra pids files before at tc tr killed vader ranks
+	new_group
+	_mpi_groups="$_mpi_groups $G"
+	mkdir -p "$D"
+	STATUS=$D/mpiring.status
+	diag "---- $v: group $G ----"
+	local MPIRUN=(mpirun --allow-run-as-root --oversubscribe -np "$NP" --mca btl "self,vader" "$W/mpiring")
+	if [ "$v" = host ]; then
+		ok "[$v] mpirun -np $NP (shared-memory transport) in group $G" omrun_app "mpi-$v" "${MPIRUN[@]}" "$D"
+		mpirun_pid=${APID[mpi-$v]}
+		_mpi_session=$mpirun_pid
+		extra=1
+	else
+		# mpirun is PID 2 in every isolated tree: its session directory
+		# (/tmp/ompi.<node>.<uid>/pid.2) is made the tree's own
+		run "$OMRUN" -g "$G" --isolate -o "$W/mpi-$v.log" -- env OMPI_MCA_orte_tmpdir_base="$D/tmp" \
+			"${MPIRUN[@]}" "$D"
+		root=$(head -n1 "$OUT" | tr -d '[:space:]')
+		ok "[$v] omrun --isolate -- mpirun -np $NP in group $G (om-init $root)" test "$RC" -eq 0 || diag_file "$ERR"
+		track_pid "$root"
+		wait_until 10 pgrep -P "$root"
+		mpirun_pid=$(pgrep -P "$root" | head -1)
+		extra=2
+	fi
+	ok "[$v] ... the ring runs" wait_until 30 past 100
+	ok "[$v] ... every message checked ok" status_ok
+	is "$(members | wc -l)" $((NP + extra)) "[$v] ... the group has mpirun and its $NP ranks$([ "$v" = host ] || echo ', and om-init')"
+	ranks=$(ring_pids)
+	ok "[$v] ... the ranks ($ranks) are mpirun's children" test "$(pgrep -P "$mpirun_pid" | wc -l)" -eq "$NP"
+	vader=$(vader_files)
+	_mpi_shm="$_mpi_shm $vader"
+	ok "[$v] ... one vader segment per rank in /dev/shm ($(flat "$vader"))" test "$(echo "$vader" | grep -c .)" -eq "$NP"
+	diag "/dev/shm files of the group: $(shm_files | tr '\n' ' ')"
+	diag "$(for f in $vader; do stat -c '%n %s bytes' "$f"; done | tr '\n' ';')"
+	like "$(ss -tanp | grep -E '"mpirun"|"mpiring"' | grep ESTAB)" '127\.0\.0\.1' "[$v] ... mpirun and the ranks talk over loopback TCP"
 
-# ---- without --tcp-established CRIU refuses ----
-check_rc 5 "omckpt without --tcp-established fails (exit 5)" "$OMCKPT" -g "$G"
-like "$ERR" "Connected TCP socket, consider using --tcp-established option" "... CRIU's reason is shown"
-ok "... the ring goes on" goes_on_from "$(round)"
+	# ---- without --tcp-established CRIU refuses ----
+	check_rc 5 "[$v] omckpt without --tcp-established fails (exit 5)" "$OMCKPT" -g "$G"
+	like "$ERR" "Connected TCP socket, consider using --tcp-established option" "[$v] ... CRIU's reason is shown"
+	ok "[$v] ... the ring goes on" goes_on_from "$(round)"
 
-# ---- migration ----
-pids=$(members | tr '\n' ' ')
-files=$(shm_files | grep -v ' (deleted)$')
-before=$(round)
-timed "$OMCKPT" --tcp-established -g "$G"
-tc=$T_SECS
-ok "omckpt -T -g $G (migration, round $before)" test "$RC" -eq 0 || {
-	diag_file "$ERR"
-	diag "not checkpointed: the rest would only fail"
-	done_testing
+	# ---- migration ----
+	pids=$(members | tr '\n' ' ')
+	files=$(shm_files | grep -v ' (deleted)$')
+	before=$(round)
+	timed "$OMCKPT" --tcp-established -g "$G"
+	tc=$T_SECS
+	ok "[$v] omckpt -T -g $G (migration, round $before)" test "$RC" -eq 0 || {
+		diag_file "$ERR"
+		diag "not checkpointed: the rest would only fail"
+		return 1
+	}
+	# shellcheck disable=SC2086
+	ok "[$v] ... mpirun and the ranks are gone" pids_free 20 $pids
+	ok "[$v] ... their /dev/shm files are gone" gone_from_node "$files"
+	at=$(round)
+	sleep 0.5
+	is "$(round)" "$at" "[$v] ... the ring stopped at round $at"
+	timed "$OMRESTORE" -g "$G"
+	tr=$T_SECS
+	ok "[$v] omrestore -g $G" test "$RC" -eq 0 || {
+		diag_file "$ERR"
+		diag "nothing restored: the rest would only fail"
+		return 1
+	}
+	ckpt_restore_figures "mpi$([ "$v" = host ] || echo -isolated)" "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
+	if [ "$v" = host ]; then
+		is "$(members | tr '\n' ' ')" "$pids" "[$v] ... the same processes are back"
+	else
+		root=$(tree_root)
+		track_pid "$root"
+		mpirun_pid=$(pgrep -P "$root" | head -1)
+		is "$(members | wc -l)" "$(wc -w <<<"$pids")" "[$v] ... the tree is back (new host PIDs, om-init $root)"
+	fi
+	is "$(flat "$(shm_files | grep -v ' (deleted)$')")" "$(flat "$files")" "[$v] ... their /dev/shm files are back"
+	ok "[$v] ... the ring goes on from round $at, every message checked" goes_on_from "$at"
+	is "$(ring_pids)" "$ranks" "[$v] ... the same ranks"
+
+	# ---- periodic: --leave-running, kill, restore of that generation ----
+	before=$(round)
+	check "[$v] omckpt -T --leave-running -g $G (round $before)" "$OMCKPT" --tcp-established --leave-running -g "$G"
+	ok "[$v] ... the ring goes on" goes_on_from "$before"
+	files=$(shm_files | grep -v ' (deleted)$')
+	ok "[$v] the group killed" kill_group
+	gone_from_node "$files" >/dev/null 2>&1
+	ok "[$v] ... no /dev/shm file of it left" none_of "$files"
+	killed=$(round)
+	check "[$v] omrestore -g $G --generation 2" "$OMRESTORE" -g "$G" --generation 2 || {
+		diag "nothing restored: the rest would only fail"
+		return 1
+	}
+	if [ "$v" != host ]; then
+		root=$(tree_root)
+		track_pid "$root"
+		mpirun_pid=$(pgrep -P "$root" | head -1)
+	fi
+	ok "[$v] ... the ring goes on from generation 2 (round >= $before, < $killed reached before the kill)" \
+		goes_on_from "$before" "$killed"
+	is "$(ring_pids)" "$ranks" "[$v] ... the same ranks"
+
+	# ---- the end ----
+	touch "$D/mpiring.stop"
+	ok "[$v] the ring stops when asked" wait_until 30 all_results
+	ok "[$v] ... every rank passes, with the same number of rounds" results_pass
+	ok "[$v] ... mpirun exits" pids_free 20 "$mpirun_pid"
+	[ "$v" = host ] || ok "[$v] ... and om-init with it" pids_free 20 "$root"
+	ok "[$v] ... and the vader segments are removed" none_of "$files"
 }
-# shellcheck disable=SC2086
-ok "... mpirun and the ranks are gone" pids_free 20 $pids
-ok "... their /dev/shm files are gone" gone_from_node "$files"
-at=$(round)
-sleep 0.5
-is "$(round)" "$at" "... the ring stopped at round $at"
-timed "$OMRESTORE" -g "$G"
-tr=$T_SECS
-ok "omrestore -g $G" test "$RC" -eq 0 || {
-	diag_file "$ERR"
-	diag "nothing restored: the rest would only fail"
-	done_testing
-}
-ckpt_restore_figures mpi "$OM_STORE/groups/$G/gen-1" "$tc" "$tr"
-is "$(members | tr '\n' ' ')" "$pids" "... the same processes are back"
-is "$(flat "$(shm_files | grep -v ' (deleted)$')")" "$(flat "$files")" "... their /dev/shm files are back"
-ok "... the ring goes on from round $at, every message checked" goes_on_from "$at"
-is "$(ring_pids)" "$ranks" "... the same ranks"
 
-# ---- periodic: --leave-running, kill, restore of that generation ----
-before=$(round)
-check "omckpt -T --leave-running -g $G (round $before)" "$OMCKPT" --tcp-established --leave-running -g "$G"
-ok "... the ring goes on" goes_on_from "$before"
-files=$(shm_files | grep -v ' (deleted)$')
-ok "the group killed" kill_group
-gone_from_node "$files" >/dev/null 2>&1
-ok "... no /dev/shm file of it left" none_of "$files"
-killed=$(round)
-check "omrestore -g $G --generation 2" "$OMRESTORE" -g "$G" --generation 2 || {
-	diag "nothing restored: the rest would only fail"
-	done_testing
-}
-ok "... the ring goes on from generation 2 (round >= $before, < $killed reached before the kill)" \
-	goes_on_from "$before" "$killed"
-is "$(ring_pids)" "$ranks" "... the same ranks"
-
-# ---- the end ----
-touch "$W/mpiring.stop"
-ok "the ring stops when asked" wait_until 30 all_results
-ok "... every rank passes, with the same number of rounds" results_pass
-ok "... mpirun exits" pids_free 20 "$mpirun_pid"
-ok "... and the vader segments are removed" none_of "$files"
+ring host
+ring iso
 done_testing
