@@ -280,6 +280,10 @@ flows() {
 		pm=$(postmaster_of "$root")
 		track_pid "$root"
 	fi
+	if [ "$hostshm" = 1 ]; then
+		is "$(host_segs "$pm")" "$segs" "[$v] ... its SysV segment is back: same key, same shmid"
+	fi
+	is "$(flat "$(dsm_files)")" "$(flat "$files")" "[$v] ... its /dev/shm files are back"
 	ok "[$v] ... a new connection reads the data of generation $gen" data_ok
 	ok "[$v] ... it takes writes" writes
 	ok "[$v] ... a new connection sees them ($N rows)" data_ok sql_tcp
