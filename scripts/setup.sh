@@ -40,7 +40,9 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       # omckpt --tcp-established: the network lock (iptables is not used)
       nftables
       # tests/apps: the real applications and their clients
-      redis-server redis-tools sqlite3 gzip util-linux)
+      redis-server redis-tools sqlite3 gzip util-linux
+      # a80-postgres.sh (server and psql), a90-mpi.sh (mpicc, mpirun)
+      postgresql-15 postgresql-client-15 openmpi-bin libopenmpi-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do
