@@ -6,7 +6,6 @@
 #include "util.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,19 +89,8 @@ void om_shm_undo(struct om_shm_undo *u)
 	undo_free(u);
 }
 
-static int busy(om_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int busy(om_error_t *err, const char *fmt, ...)
-{
-	va_list ap;
-	cleanup_free char *msg = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	om_make_error(err, EBUSY, "%s", msg ? msg : "a shared memory object is taken");
-	return om_error_set_exit(err, OM_EXIT_BUSY);
-}
+/* Taken on this node: exit 6, like a taken PID. */
+#define busy(err, ...) (om_make_error((err), EBUSY, __VA_ARGS__), om_error_set_exit((err), OM_EXIT_BUSY))
 
 /* Ask the kernel for this id at the next creation (as CRIU does in an IPC namespace). */
 static int next_id(const char *what, int id, om_error_t *err)

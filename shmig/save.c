@@ -9,7 +9,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -350,19 +349,8 @@ const char *om_shm_who(pid_t pid, char *buf, size_t len)
 	return buf;
 }
 
-static int refuse(om_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int refuse(om_error_t *err, const char *fmt, ...)
-{
-	va_list ap;
-	cleanup_free char *msg = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	om_make_error(err, EBUSY, "%s", msg ? msg : "shared memory cannot travel");
-	return om_error_set_exit(err, OM_EXIT_CRIU);
-}
+/* A refusal: the group cannot be checkpointed as it is (exit 5, like CRIU's). */
+#define refuse(err, ...) (om_make_error((err), EBUSY, __VA_ARGS__), om_error_set_exit((err), OM_EXIT_CRIU))
 
 /* ---- /proc/sysvipc ---- */
 
