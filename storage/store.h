@@ -43,7 +43,7 @@
 #define OM_MAX_COMM 64u			      /* a process's comm */
 #define OM_MAX_CMDLINE 65536u		      /* a process's command line (om_gen_commit truncates) */
 #define OM_MAX_SHM_OBJECTS 4096u	      /* SysV segments, semaphore sets, queues, /dev/shm files: each */
-#define OM_MAX_SHM_ALIASES 64u	      /* restore_links of one /dev/shm file */
+#define OM_MAX_SHM_ALIASES 64u		      /* restore_links of one /dev/shm file */
 #define OM_MAX_SEMS 32000u		      /* semaphores in one set (SEMMSL's limit) */
 #define OM_MAX_MSGS 65536u		      /* messages in one queue */
 #define OM_MAX_MSG_BYTES (16u << 20)	      /* text of all messages of a manifest */

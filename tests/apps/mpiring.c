@@ -153,16 +153,17 @@ int main(int argc, char **argv)
 		if (!err[0]) {
 			fill(&want, expect, (uint32_t)prev);
 			if (in.h.sender != (uint32_t)prev)
-				snprintf(err, sizeof(err), "round %llu: sender %u, expected %d", (unsigned long long)expect,
-					 in.h.sender, prev);
+				snprintf(err, sizeof(err), "round %llu: sender %u, expected %d",
+					 (unsigned long long)expect, in.h.sender, prev);
 			else if (in.h.round != expect)
 				snprintf(err, sizeof(err), "round %llu expected, got %llu", (unsigned long long)expect,
 					 (unsigned long long)in.h.round);
-			else if (in.h.nwords != want.h.nwords ||
-				 memcmp(in.w, want.w, (size_t)want.h.nwords * 4) != 0)
-				snprintf(err, sizeof(err), "round %llu: payload from %d differs", (unsigned long long)expect, prev);
+			else if (in.h.nwords != want.h.nwords || memcmp(in.w, want.w, (size_t)want.h.nwords * 4) != 0)
+				snprintf(err, sizeof(err), "round %llu: payload from %d differs",
+					 (unsigned long long)expect, prev);
 			else if (in.h.sum != fnv(in.w, in.h.nwords))
-				snprintf(err, sizeof(err), "round %llu: checksum from %d differs", (unsigned long long)expect, prev);
+				snprintf(err, sizeof(err), "round %llu: checksum from %d differs",
+					 (unsigned long long)expect, prev);
 		}
 		expect++;
 		last = (int)in.h.last;
@@ -177,8 +178,10 @@ int main(int argc, char **argv)
 			if (now() - last_status > 0.05 || last) {
 				len = snprintf(text, sizeof(text), "round=%llu pids=", (unsigned long long)round);
 				for (i = 0; i < size && len < (int)sizeof(text) - 64; i++)
-					len += snprintf(text + len, sizeof(text) - (size_t)len, "%s%d", i ? "," : "", pids[i]);
-				snprintf(text + len, sizeof(text) - (size_t)len, " %s%s", err[0] ? "FAIL: " : "ok", err);
+					len += snprintf(text + len, sizeof(text) - (size_t)len, "%s%d", i ? "," : "",
+							pids[i]);
+				snprintf(text + len, sizeof(text) - (size_t)len, " %s%s", err[0] ? "FAIL: " : "ok",
+					 err);
 				write_file(argv[1], "mpiring.status", text);
 				last_status = now();
 			}
