@@ -78,6 +78,11 @@ struct scan {
 	bool member, host_ipc, host_mnt;
 };
 
+static bool is_member(const struct scan *s, pid_t pid)
+{
+	return s->n_members > 0 && bsearch(&pid, s->members, s->n_members, sizeof(pid_t), pid_cmp) != NULL;
+}
+
 static void scan_release(struct scan *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
@@ -322,7 +327,7 @@ static int scan_outsiders(struct scan *s, om_error_t *err)
 		pid_t pid;
 		if (om_parse_pid(de->d_name, &pid) < 0 || pid == self)
 			continue;
-		if (bsearch(&pid, s->members, s->n_members, sizeof(pid_t), pid_cmp))
+		if (is_member(s, pid))
 			continue;
 		if (scan_one(s, pid, 0, false, err) < 0) {
 			closedir(d);
@@ -706,7 +711,7 @@ static int build_sems(struct scan *s, Om__ShmSet *set, const char *label, om_err
 			int pid = semctl(row->id, (int)k, GETPID);
 			if (pid <= 0)
 				continue;
-			if (bsearch(&(pid_t){pid}, s->members, s->n_members, sizeof(pid_t), pid_cmp)) {
+			if (is_member(s, pid)) {
 				if (!om_pids_contains(users, n_users, pid) && om_pids_push(&users, &n_users, pid) < 0)
 					return om_make_error(err, ENOMEM, "save semaphores");
 			} else if (!outsider && om_pid_state(pid) == OM_PID_ALIVE && ns_ino(pid, "ipc") == s->ipcns)
@@ -768,7 +773,7 @@ static int build_queues(struct scan *s, Om__ShmSet *set, const char *label, om_e
 		for (int k = 0; k < 2; k++) {
 			if (ends[k] <= 0)
 				continue;
-			if (bsearch(&ends[k], s->members, s->n_members, sizeof(pid_t), pid_cmp)) {
+			if (is_member(s, ends[k])) {
 				if (n_users == 0 || users[0] != ends[k])
 					users[n_users++] = ends[k];
 			} else if (om_pid_state(ends[k]) == OM_PID_ALIVE && ns_ino(ends[k], "ipc") == s->ipcns)
