@@ -110,6 +110,79 @@ static const struct om_ipc_row *find_key(const struct om_ipc_row *rows, size_t n
 	return NULL;
 }
 
+static int rm_shm(int id)
+{
+	return shmctl(id, IPC_RMID, NULL);
+}
+
+static int rm_sem(int id)
+{
+	return semctl(id, 0, IPC_RMID);
+}
+
+static int rm_msg(int id)
+{
+	return msgctl(id, IPC_RMID, NULL);
+}
+
+/* One kind of SysV object, for make_way. */
+struct ipc_kind {
+	const char *what;  /* "SysV semaphore set" */
+	const char *ipcrm; /* its ipcrm option */
+	int (*remove)(int id);
+};
+
+static const struct ipc_kind kind_shm = {"SysV shared memory segment", "-m", rm_shm};
+static const struct ipc_kind kind_sem = {"SysV semaphore set", "-s", rm_sem};
+static const struct ipc_kind kind_msg = {"SysV message queue", "-q", rm_msg};
+
+/* Make way for a saved object with this id and key (by_key false: the id
+ * only). An object of the node with either is removed when it is the group's
+ * own leftover (leftover(row, saved)): the generation's contents win. Any
+ * other makes the restore busy (exit 6); *conflict then points at its row. */
+static int make_way(const struct ipc_kind *k, const struct om_ipc_row *rows, size_t n, int32_t id, int32_t key,
+		    bool by_key, bool (*leftover)(const struct om_ipc_row *row, const void *saved), const void *saved,
+		    const struct om_ipc_row **conflict, om_error_t *err)
+{
+	const struct om_ipc_row *found[2] = {om_ipc_find(rows, n, id), by_key ? find_key(rows, n, key) : NULL};
+
+	for (int i = 0; i < 2; i++) {
+		const struct om_ipc_row *row = found[i];
+		if (row == NULL || (i == 1 && row == found[0]))
+			continue;
+		if (leftover(row, saved)) {
+			if (k->remove(row->id) < 0 && errno != EINVAL && errno != EIDRM)
+				return om_make_error(err, errno, "remove the leftover %s %d", k->what, (int)row->id);
+			continue;
+		}
+		*conflict = row;
+		return busy(err,
+			    "%s %d (key 0x%08x) cannot be recreated: %s %d (key 0x%08x) exists on this node and is not "
+			    "the group's (ipcrm %s %d removes it)",
+			    k->what, (int)id, (unsigned)key, k->what, (int)row->id, (unsigned)row->key, k->ipcrm,
+			    (int)row->id);
+	}
+	return 0;
+}
+
+static bool segment_leftover(const struct om_ipc_row *row, const void *saved)
+{
+	const Om__ShmSegment *g = saved;
+	return row->id == g->id && row->ctime == g->ctime && row->size == g->size && row->nattch == 0;
+}
+
+static bool sem_leftover(const struct om_ipc_row *row, const void *saved)
+{
+	const Om__SemSet *e = saved;
+	return row->id == e->id && row->key == e->key && row->ctime == e->ctime && row->size == e->n_values;
+}
+
+static bool queue_leftover(const struct om_ipc_row *row, const void *saved)
+{
+	const Om__MsgQueue *q = saved;
+	return row->id == q->id && row->key == q->key && row->ctime == q->ctime;
+}
+
 /* Feed the contents file to fn(arg, buf, len, off) in chunks. */
 static int read_contents(const char *dir, const char *file, uint64_t size,
 			 int (*fn)(void *arg, const char *buf, size_t len, uint64_t off), void *arg, om_error_t *err)
@@ -164,28 +237,16 @@ static int to_file(void *arg, const char *buf, size_t len, uint64_t off)
 static int recreate_segment(const Om__ShmSegment *g, const struct om_ipc_row *rows, size_t n_rows, const char *dir,
 			    struct om_shm_undo *u, om_error_t *err)
 {
-	const struct om_ipc_row *by_id = om_ipc_find(rows, n_rows, g->id);
-	const struct om_ipc_row *by_key = g->removed ? NULL : find_key(rows, n_rows, g->key);
+	const struct om_ipc_row *conflict = NULL;
 	struct shmid_ds ds;
 	void *addr;
 	int id, r;
 
-	for (int k = 0; k < 2; k++) {
-		const struct om_ipc_row *row = k ? by_key : by_id;
-		if (row == NULL || (k == 1 && row == by_id))
-			continue;
-		if (row->id == g->id && row->ctime == g->ctime && row->size == g->size && row->nattch == 0) {
-			/* the group's own segment, left behind: the generation's contents win */
-			if (shmctl(row->id, IPC_RMID, NULL) < 0 && errno != EINVAL && errno != EIDRM)
-				return om_make_error(err, errno, "remove the leftover SysV segment %d", (int)row->id);
-			continue;
-		}
-		return busy(err,
-			    "SysV shared memory segment %d (key 0x%08x) cannot be recreated: segment %d (key 0x%08x, "
-			    "%llu bytes, attached %llu times) exists on this node and is not the group's (ipcrm -m %d "
-			    "removes it)",
-			    (int)g->id, (unsigned)g->key, (int)row->id, (unsigned)row->key,
-			    (unsigned long long)row->size, (unsigned long long)row->nattch, (int)row->id);
+	if (make_way(&kind_shm, rows, n_rows, g->id, g->key, !g->removed, segment_leftover, g, &conflict, err) < 0) {
+		if (conflict)
+			om_error_append(err, "it has %llu bytes and is attached %llu times",
+					(unsigned long long)conflict->size, (unsigned long long)conflict->nattch);
+		return -1;
 	}
 	if (next_id("shm", g->id, err) < 0)
 		return -1;
@@ -223,27 +284,13 @@ static int recreate_segment(const Om__ShmSegment *g, const struct om_ipc_row *ro
 static int recreate_sem(const Om__SemSet *e, const struct om_ipc_row *rows, size_t n_rows, struct om_shm_undo *u,
 			om_error_t *err)
 {
-	const struct om_ipc_row *by_id = om_ipc_find(rows, n_rows, e->id), *by_key = find_key(rows, n_rows, e->key);
+	const struct om_ipc_row *conflict = NULL;
 	cleanup_free unsigned short *vals = NULL;
 	struct semid_ds ds;
 	int id;
 
-	for (int k = 0; k < 2; k++) {
-		const struct om_ipc_row *row = k ? by_key : by_id;
-		if (row == NULL || (k == 1 && row == by_id))
-			continue;
-		if (row->id == e->id && row->key == e->key && row->ctime == e->ctime && row->size == e->n_values) {
-			if (semctl(row->id, 0, IPC_RMID) < 0 && errno != EINVAL && errno != EIDRM)
-				return om_make_error(err, errno, "remove the leftover SysV semaphore set %d",
-						     (int)row->id);
-			continue;
-		}
-		return busy(
-		    err,
-		    "SysV semaphore set %d (key 0x%08x) cannot be recreated: set %d (key 0x%08x) exists on this "
-		    "node and is not the group's (ipcrm -s %d removes it)",
-		    (int)e->id, (unsigned)e->key, (int)row->id, (unsigned)row->key, (int)row->id);
-	}
+	if (make_way(&kind_sem, rows, n_rows, e->id, e->key, true, sem_leftover, e, &conflict, err) < 0)
+		return -1;
 	if (next_id("sem", e->id, err) < 0)
 		return -1;
 	id = semget(e->key, (int)e->n_values, IPC_CREAT | IPC_EXCL | (int)(e->mode & 0777));
@@ -276,27 +323,14 @@ static int recreate_sem(const Om__SemSet *e, const struct om_ipc_row *rows, size
 static int recreate_queue(const Om__MsgQueue *q, const struct om_ipc_row *rows, size_t n_rows, struct om_shm_undo *u,
 			  om_error_t *err)
 {
-	const struct om_ipc_row *by_id = om_ipc_find(rows, n_rows, q->id), *by_key = find_key(rows, n_rows, q->key);
+	const struct om_ipc_row *conflict = NULL;
 	cleanup_free char *buf = NULL;
 	struct msqid_ds ds;
 	size_t total = 0, max = 0;
 	int id;
 
-	for (int k = 0; k < 2; k++) {
-		const struct om_ipc_row *row = k ? by_key : by_id;
-		if (row == NULL || (k == 1 && row == by_id))
-			continue;
-		if (row->id == q->id && row->key == q->key && row->ctime == q->ctime) {
-			if (msgctl(row->id, IPC_RMID, NULL) < 0 && errno != EINVAL && errno != EIDRM)
-				return om_make_error(err, errno, "remove the leftover SysV message queue %d",
-						     (int)row->id);
-			continue;
-		}
-		return busy(err,
-			    "SysV message queue %d (key 0x%08x) cannot be recreated: queue %d (key 0x%08x) exists on "
-			    "this node and is not the group's (ipcrm -q %d removes it)",
-			    (int)q->id, (unsigned)q->key, (int)row->id, (unsigned)row->key, (int)row->id);
-	}
+	if (make_way(&kind_msg, rows, n_rows, q->id, q->key, true, queue_leftover, q, &conflict, err) < 0)
+		return -1;
 	if (next_id("msg", q->id, err) < 0)
 		return -1;
 	id = msgget(q->key, IPC_CREAT | IPC_EXCL | (int)(q->mode & 0777));
