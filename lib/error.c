@@ -117,6 +117,8 @@ int om_error_exit_code(om_error_t err)
 		return OM_EXIT_BUSY;
 	case OM_EUSAGE:
 		return OM_EXIT_USAGE;
+	case OM_ECLUSTER:
+		return OM_EXIT_CLUSTER;
 	default:
 		return OM_EXIT_FAILURE;
 	}

@@ -28,6 +28,8 @@ enum {
 	OM_EXIT_STORE = 4,    /* store not writable, corrupt or truncated generation */
 	OM_EXIT_CRIU = 5,     /* CRIU refused or failed */
 	OM_EXIT_BUSY = 6,     /* a PID needed for restore is taken; lock held */
+	OM_EXIT_CLUSTER = 7,  /* no etcd configured, etcd unreachable, a node refused or is
+			       * drained, dead or unknown */
 };
 
 /* Extra status values beyond errno, to classify errors for exit codes. */
@@ -35,6 +37,7 @@ enum {
 #define OM_ECORRUPT 4097  /* a stored file failed its checksum or does not parse */
 #define OM_ENOTFOUND 4098 /* unknown group, empty group, no generation: no errno text */
 #define OM_EUSAGE 4099	  /* a bad argument given by the user */
+#define OM_ECLUSTER 4100  /* the cluster (etcd, a node agent) refused or is unreachable */
 
 /* Set *err (released first) and return -1. */
 int om_make_error(om_error_t *err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

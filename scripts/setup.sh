@@ -36,6 +36,8 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libzstd-dev zstd libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
       python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev
       libgnutls28-dev libnftables-dev uuid-dev libssl-dev libseccomp-dev
+      # cluster/: the etcd client (libcurl, json-c), etcd itself for omlab and the tests, openssl for its CA
+      libcurl4-openssl-dev libjson-c-dev etcd-server etcd-client openssl iputils-ping
       xz-utils iproute2 procps psmisc clang libclang-rt-14-dev clang-format python3 bc
       # omckpt --tcp-established: the network lock (iptables is not used)
       nftables

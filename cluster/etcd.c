@@ -1,0 +1,2 @@
+/* cluster/etcd.c — see etcd.h. */
+#include "etcd.h"

@@ -1,0 +1,2 @@
+/* cluster/map.c — see map.h. */
+#include "map.h"

@@ -1,0 +1,2 @@
+/* cluster/sandbox.c — see sandbox.h. */
+#include "sandbox.h"
