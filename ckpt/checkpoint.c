@@ -890,7 +890,9 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		/* the last copies of the sockets, in repair mode: closed without a FIN or RST */
 		om_fds_close(c.repair_fds, c.n_repair_fds);
 		c.repair_fds = NULL;
-		c.keep_netlock = true; /* the peers wait for the restore, which releases it */
+		/* the peers wait for the restore, which releases it (on another node:
+		 * nothing of it is left here once the group has gone) */
+		c.keep_netlock = o->handoff == NULL;
 		c.g.frozen = false;
 		if (om_intent_remove(c.lockname, &kerr) < 0)
 			om_error_release(&kerr); /* the next locker finds nothing to kill */

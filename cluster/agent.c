@@ -235,7 +235,7 @@ static void reply(struct om_cluster *c, const Om__Request *r, const char *state,
 
 /* In the worker: a fresh client (the agent's curl handle and parser child
  * are the agent's own), the job, the reply, the request key deleted. */
-static int work(const struct om_config *cfg, const Om__Request *r)
+static int work(const struct om_config *cfg, const char *fault, const Om__Request *r)
 {
 	struct om_cluster c;
 	om_error_t err = NULL;
@@ -255,7 +255,7 @@ static int work(const struct om_config *cfg, const Om__Request *r)
 		om_migrate_out_release(&mo);
 	} else {
 		size_t n = 0;
-		rc = om_migrate_target(&c, r, -1, &n, &err);
+		rc = om_migrate_target(&c, r, -1, fault, &n, &err);
 		reply(&c, r, rc == 0 ? "running" : "failed", err, NULL);
 	}
 	if (key) {
@@ -296,7 +296,7 @@ static void start_worker(struct agent *a, const Om__Request *r)
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		_exit(work(a->o->cfg, r));
+		_exit(work(a->o->cfg, a->o->fault, r));
 	}
 	w->pid = pid;
 	snprintf(w->id, sizeof(w->id), "%s", r->id);

@@ -193,7 +193,19 @@ int om_migrate_source(struct om_cluster *c, const Om__Request *req, int cancel_f
 	return 0;
 }
 
-int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_fd, size_t *n_trees, om_error_t *err)
+static void fault_pause(const char *fault, const char *point)
+{
+	size_t n = strlen(point);
+	unsigned long secs = 10;
+	if (fault == NULL || strncmp(fault, point, n) != 0 || (fault[n] != '\0' && fault[n] != ':'))
+		return;
+	if (fault[n] == ':')
+		(void)om_parse_uint(fault + n + 1, 120, &secs);
+	om_sleep_ms((long)secs * 1000);
+}
+
+int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_fd, const char *fault,
+		      size_t *n_trees, om_error_t *err)
 {
 	cleanup_msg Om__GroupOwner *owner = NULL;
 	struct om_restore_opts ro = {0};
@@ -220,6 +232,7 @@ int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_f
 	ro.store = c->cfg->store;
 	ro.generation = req->generation;
 	ro.cancel_fd = cancel_fd;
+	fault_pause(fault, "target-before-restore");
 	if (om_restore(&ro, &rr, err) < 0)
 		return -1;
 	*n_trees = rr.m ? rr.m->n_trees : 0;
@@ -230,6 +243,7 @@ int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_f
 		return -1;
 	if (om_group_freeze(&g, 10, cancel_fd, err) < 0)
 		goto kill;
+	fault_pause(fault, "target-before-commit");
 	if (om_owner_move(c, req->group, req->owner_revision, owner, c->self_id, req->generation, &won, NULL, err) < 0) {
 		cluster_fail(err);
 		goto kill;

@@ -29,8 +29,11 @@ int om_migrate_ask(struct om_cluster *c, const char *source, unsigned long g, co
 /* Source side (omd, for a "migrate" request): req->group to req->to. */
 int om_migrate_source(struct om_cluster *c, const Om__Request *req, int cancel_fd, struct om_migrate_out *out,
 		      om_error_t *err);
-/* Target side (omd, for a "restore" request). *roots gets the number of trees. */
-int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_fd, size_t *n_trees,
-		      om_error_t *err);
+/* Target side (omd, for a "restore" request). *n_trees gets the number of
+ * trees. fault (tests, NULL: none): "target-before-restore:S" or
+ * "target-before-commit:S" sleep S seconds (max 120) at that point (with the
+ * group restored and frozen, for the latter), so that a test can kill omd there. */
+int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_fd, const char *fault,
+		      size_t *n_trees, om_error_t *err);
 
 #endif

@@ -147,11 +147,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	ao.signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	ao.cfg = &cfg;
+	ao.fault = getenv("OM_FAULT"); /* tests: om_migrate_target's pauses */
 	ao.log = log_line;
 	ao.log_arg = log;
 	rc = om_agent_run(&ao, &err);
 	if (rc < 0) {
-		log_line(log, "event=fatal");
+		char line[1200];
+		snprintf(line, sizeof(line), "event=fatal reason=\"%.1000s\"", err && err->msg ? err->msg : "?");
+		log_line(log, line);
 		rc = om_cli_fail(prog, &err);
 	}
 	om_config_release(&cfg);
