@@ -1039,6 +1039,11 @@ int om_sandbox_parse(struct om_sandbox *sb, const ProtobufCMessageDescriptor *d,
 	if (len > OM_JSON_MAX)
 		return om_make_error(err, OM_ECORRUPT, "json: %s: document of %zu bytes, more than %u", d->short_name,
 				     len, OM_JSON_MAX);
+	if (sb->pid > 0) { /* the child never speaks first: readable or hung up means it died since */
+		struct pollfd p = {.fd = sb->fd, .events = POLLIN};
+		if (poll(&p, 1, 0) != 0)
+			reap(sb, NULL, 0);
+	}
 	if (sb->pid <= 0 && spawn(sb, err) < 0)
 		return om_error_wrap(err, "sandboxed parser");
 	h.index = (uint32_t)idx;
