@@ -361,6 +361,30 @@ int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__
 			   1, NULL, 0, won, new_revision, err);
 }
 
+static int claim_or_release(const struct om_config *cfg, unsigned long g, bool claim, om_error_t *err)
+{
+	struct om_cluster c;
+	int rc;
+
+	if (!om_cluster_configured(cfg))
+		return 0;
+	if (om_cluster_open(&c, cfg, true, err) < 0)
+		return om_error_wrap(err, "miggroup %lu in the cluster", g);
+	rc = claim ? om_owner_claim(&c, g, err) : om_owner_release(&c, g, err);
+	om_cluster_close(&c);
+	return rc;
+}
+
+int om_cluster_claim_group(const struct om_config *cfg, unsigned long g, om_error_t *err)
+{
+	return claim_or_release(cfg, g, true, err);
+}
+
+int om_cluster_release_group(const struct om_config *cfg, unsigned long g, om_error_t *err)
+{
+	return claim_or_release(cfg, g, false, err);
+}
+
 /* ---- requests ---- */
 
 int om_request_id(char id[OM_REQ_ID_LEN + 1], om_error_t *err)

@@ -72,6 +72,11 @@ int om_owner_release(struct om_cluster *c, unsigned long g, om_error_t *err);
 int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *from, const char *node,
 		  uint64_t generation, bool *won, int64_t *new_revision, om_error_t *err);
 
+/* For the node-local commands (joingroup, omrun, resetgroup): claim or
+ * release g in the cluster when one is configured (cfg says), else nothing. */
+int om_cluster_claim_group(const struct om_config *cfg, unsigned long g, om_error_t *err);
+int om_cluster_release_group(const struct om_config *cfg, unsigned long g, om_error_t *err);
+
 /* ---- requests (PREFIX/req/NODE/ID) and replies (PREFIX/reply/ID) ---- */
 int om_request_id(char id[OM_REQ_ID_LEN + 1], om_error_t *err);
 /* Send req (its id, from and issued_ms are filled here) to node. */

@@ -121,6 +121,25 @@ static int handoff(void *arg, const struct om_ckpt_result *res, om_error_t *err)
 	return -1;
 }
 
+int om_migrate_ask(struct om_cluster *c, const char *source, unsigned long g, const char *to, double timeout_s,
+		   bool tcp_established, char id[OM_REQ_ID_LEN + 1], om_error_t *err)
+{
+	Om__Request rq = OM__REQUEST__INIT;
+
+	if (om_request_id(id, err) < 0)
+		return -1;
+	rq.id = id;
+	rq.op = "migrate";
+	rq.has_group = true;
+	rq.group = g;
+	rq.to = (char *)to;
+	rq.has_timeout_s = true;
+	rq.timeout_s = timeout_s;
+	rq.has_tcp_established = tcp_established;
+	rq.tcp_established = tcp_established;
+	return om_request_send(c, source, &rq, err);
+}
+
 int om_migrate_source(struct om_cluster *c, const Om__Request *req, int cancel_fd, struct om_migrate_out *out,
 		      om_error_t *err)
 {

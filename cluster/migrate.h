@@ -21,6 +21,11 @@ struct om_migrate_out {
 };
 void om_migrate_out_release(struct om_migrate_out *o);
 
+/* Ask node source's omd to migrate g to node to; id gets the request id
+ * (its reply: om_reply_wait, final state "done" or "failed"). */
+int om_migrate_ask(struct om_cluster *c, const char *source, unsigned long g, const char *to, double timeout_s,
+		   bool tcp_established, char id[OM_REQ_ID_LEN + 1], om_error_t *err);
+
 /* Source side (omd, for a "migrate" request): req->group to req->to. */
 int om_migrate_source(struct om_cluster *c, const Om__Request *req, int cancel_fd, struct om_migrate_out *out,
 		      om_error_t *err);
