@@ -53,10 +53,10 @@ cleanup_lab() { LAB_TIMEOUT=120 lab down >/dev/null 2>&1; }
 trap cleanup_lab EXIT
 
 # wait_for SECS CMD... : until CMD succeeds, at most SECS
-wait_for() {
+wait_for() { # (the condition's own errors are not diagnostics)
 	local end=$((SECONDS + $1))
 	shift
-	until "$@"; do
+	until "$@" 2>/dev/null; do
 		[ $SECONDS -lt $end ] || return 1
 		sleep 0.2
 	done
@@ -87,6 +87,23 @@ lives_on() {
 		return 1
 	fi
 }
+# omd_signal K SIG : signal node K's omd (its PID as it published it in etcd)
+declare -A OMDPID=()
+omd_signal() {
+	local p
+	p=$(ectl get --print-value-only "/omtools/nodes/$1" | grep -o '"omd_pid":[0-9]*' | cut -d: -f2)
+	[ -n "$p" ] && OMDPID[$1]=$p
+	p=${OMDPID[$1]:-}
+	[ -n "$p" ] || { diag "no omd PID known for node $1"; return 1; }
+	"$OMLAB" "${LAB[@]}" exec "$1" -- kill "-$2" "$p" || diag "omd_signal $1 $2 ($p) failed"
+}
+both_dead() { dead_node 1 && dead_node 3; }
+# owner_group K : one group of d11..d14 that node K owns
+owner_group() {
+	local g
+	for g in 11 12 13 14; do owned_by "$g" "$1" && { echo "$g"; return 0; }; done
+	return 1
+}
 all_alive() { alive_node 1 && alive_node 2 && alive_node 3; }
 key_absent() { ! ectl get --keys-only "$1" | grep -q .; }
 not_on() { ! "$OMLAB" "${LAB[@]}" exec "$1" -- test -e "/proc/$2"; }
@@ -100,6 +117,14 @@ hits_continue() {
 		diag "node $1 answered '$line', expected hits=$3 boot=$2"
 		return 1
 	fi
+}
+# ancestor_on K PID NAME : a process named NAME is an ancestor of PID on node K
+ancestor_on() {
+	local chain
+	chain=$("$OMLAB" "${LAB[@]}" exec "$1" -- sh -c "p=$2; while [ \$p -gt 1 ]; do p=\$(awk '/^PPid:/ {print \$2}' /proc/\$p/status); cat /proc/\$p/comm; done" 2>/dev/null)
+	grep -qx "$3" <<<"$chain" && return 0
+	diag "ancestors of $2 on node $1: $(echo $chain)"
+	return 1
 }
 frozen_on() { "$OMLAB" "${LAB[@]}" exec "$1" -- showgroup --json "$2" 2>/dev/null | grep -q '"frozen":true'; }
 omd_log() { cat "$LABDIR/node$1"/omd*.log 2>/dev/null; }
@@ -169,6 +194,7 @@ ok "... in the seed's style: a 'migrate PID to 2' line per process" grep -q "^mi
 ok "... and the downtime" grep -q "node 1 -> node 2, downtime [0-9.]* s" "$OUT"
 ok "w1 lived through one restore and counts on" continued_restored "$S"
 ok "w1 lives in node 2's PID and network namespaces" lives_on 2 "$W1" worker
+ok "node 2's omd is the subreaper ancestor of the restored group" ancestor_on 2 "$W1" omd
 ok "... and no longer on node 1" not_on 1 "$W1"
 ok "the server answers on node 2 with its memory (hits=2, same boot)" hits_continue 2 "$BOOT" 2
 ok "etcd: group 1 belongs to node 2" owned_by 1 2
@@ -233,8 +259,8 @@ CA=$(conf etcd_ca)
 KEYB64=$(printf '/omtools/req/2/%s' 0123456789abcdef0123456789abcdef | base64 -w0)
 run curl -sS --max-time 10 --cacert "$CA" -X POST "https://$NET.1:$PORT/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"eA==\"}"
 ok "a client without a certificate is refused by etcd" test "$RC" -ne 0
-if [ -e "$LABDIR/ca/intruder.crt" ]; then
-	run curl -sS --max-time 10 --cacert "$CA" --cert "$LABDIR/ca/intruder.crt" --key "$LABDIR/ca/intruder.key" \
+if [ -e "$LABDIR/pki/intruder.crt" ]; then
+	run curl -sS --max-time 10 --cacert "$CA" --cert "$LABDIR/pki/intruder.crt" --key "$LABDIR/pki/intruder.key" \
 		-X POST "https://$NET.1:$PORT/v3/kv/put" -d "{\"key\":\"$KEYB64\",\"value\":\"eA==\"}"
 	ok "a certificate of another CA is refused by etcd" test "$RC" -ne 0
 fi
@@ -305,5 +331,39 @@ on 2 omdrain --undo 1
 ok "omdrain --undo 1" sh -c "[ $RC -eq 0 ] && grep -q 'open again' '$OUT'"
 on 3 omstat
 ok "omstat: node 1 alive and open" grep -q '^1 .* alive ' "$OUT"
+
+# omd restarts without losing its groups
+G3=$(owner_group 3)
+ok "node 3 runs drained groups" test -n "$G3"
+kill -TERM "$(cat "$LABDIR/node3/omd.pid")"
+ok "node 3's omd stops on SIGTERM and gives up its lease at once" wait_for 5 dead_node 3
+on 3 omd --log "$LABDIR/node3/omd2.log"
+ok "node 3's omd started again" wait_for 20 alive_node 3
+on 1 omstat --json
+ok "omstat: node 3 publishes its groups again" grep -q "\"node\":\"3\".*\"groups\":\[[0-9,]*$G3" "$OUT"
+ok "group $G3 still belongs to node 3" owned_by "$G3" 3
+SD=$(snap "d$G3")
+on 3 migrategroup "$G3" 1
+ok "the restarted omd moves group $G3 to node 1" test "$RC" -eq 0 || diag_file "$ERR"
+ok "... which lived through its restore" continued_restored "$SD"
+
+# a drain with nowhere to go: the groups stay, named, running
+omd_signal 1 STOP
+omd_signal 3 STOP
+ok "nodes 1 and 3 paused: dead for the cluster" wait_for 20 both_dead || {
+	for k in 1 3; do diag "node $k: $("$OMLAB" "${LAB[@]}" exec $k -- ps -eo pid,ppid,stat,comm | tr '\n' ';')"; done
+	diag "$(ectl get --prefix --keys-only /omtools/nodes/ | tr '\n' ' ')"
+}
+G2=$(owner_group 2)
+SD=$(snap "d$G2")
+on 2 omdrain 2
+ok "omdrain 2 with every other node dead exits 7" test "$RC" -eq 7
+ok "... naming group $G2" grep -q "could not move miggroup .*$G2" "$ERR"
+ok "... and saying why, per group" grep -q "^miggroup $G2: stays on 2: " "$OUT"
+ok "group $G2 runs on where it was" continued_running "$SD"
+omd_signal 1 CONT
+omd_signal 3 CONT
+on 2 omdrain --undo 2
+ok "nodes come back, node 2 is opened" wait_for 20 all_alive
 
 done_testing
