@@ -711,6 +711,7 @@ char *om_pb_to_json(const ProtobufCMessage *m)
 
 #define REQ_MAGIC 0x6f6d6a71u /* "omjq" */
 #define REP_MAGIC 0x6f6d6a72u
+#define SELFTEST_MAGIC 0x6f6d6a73u /* the child makes a forbidden system call */
 #define REPLY_MAX (2 * (size_t)OM_JSON_MAX + 4096)
 #define ERRMSG_MAX 4096u
 #define CHILD_FD 3
@@ -830,6 +831,10 @@ __attribute__((noreturn)) static void child_main(int fd, pid_t parent)
 
 		if (read_full(CHILD_FD, &h, sizeof(h)) != (ssize_t)sizeof(h))
 			_exit(0);
+		if (h.magic == SELFTEST_MAGIC) {
+			syscall(SYS_getpid); /* not in the allow-list: SIGSYS */
+			_exit(6);
+		}
 		if (h.magic != REQ_MAGIC || h.index >= N_KNOWN || h.len > OM_JSON_MAX)
 			_exit(3);
 		buf = malloc(h.len ? h.len : 1);
@@ -888,16 +893,16 @@ static int spawn(struct om_sandbox *sb, om_error_t *err)
 }
 
 /* Kill (if alive) and reap the child; describe how it ended into why. */
-static void reap(struct om_sandbox *sb, char *why, size_t why_len)
+static int reap(struct om_sandbox *sb, char *why, size_t why_len)
 {
-	int st = 0;
+	int st = 0, sig = 0;
 	pid_t r = 0;
 
 	if (sb->fd >= 0)
 		close(sb->fd);
 	sb->fd = -1;
 	if (sb->pid <= 0)
-		return;
+		return 0;
 	/* a child that closed its end is exiting: give it 100 ms to say how */
 	for (int i = 0; i < 20 && (r = waitpid(sb->pid, &st, WNOHANG)) == 0; i++) {
 		struct timespec ts = {0, 5 * 1000 * 1000};
@@ -916,7 +921,10 @@ static void reap(struct om_sandbox *sb, char *why, size_t why_len)
 		else
 			snprintf(why, why_len, "gone");
 	}
+	if (r == sb->pid && WIFSIGNALED(st))
+		sig = WTERMSIG(st);
 	sb->pid = 0;
+	return sig;
 }
 
 int om_sandbox_start(struct om_sandbox **out, om_error_t *err)
@@ -1072,5 +1080,25 @@ int om_sandbox_parse(struct om_sandbox *sb, const ProtobufCMessageDescriptor *d,
 		*out = NULL;
 		return child_failed(sb, OM_ECORRUPT, "an answer that does not unpack", err);
 	}
+	return 0;
+}
+
+int om_sandbox_selftest(struct om_sandbox *sb, om_error_t *err)
+{
+	struct req_hdr h = {.magic = SELFTEST_MAGIC};
+	struct rep_hdr rep;
+	char why[128];
+	int sig;
+
+	if (sb == NULL || sb->owner != getpid())
+		return om_make_error(err, EINVAL, "sandbox self-test: no sandbox of this process");
+	if (sb->pid <= 0 && spawn(sb, err) < 0)
+		return om_error_wrap(err, "sandbox self-test");
+	if (send_all(sb->fd, &h, sizeof(h)) == 0)
+		recv_full(sb->fd, &rep, sizeof(rep), now_ms() + 2000); /* EOF expected */
+	sig = reap(sb, why, sizeof(why));
+	if (sig != SIGSYS)
+		return om_make_error(err, EPERM,
+				     "sandbox self-test: a forbidden system call did not kill the child (%s)", why);
 	return 0;
 }

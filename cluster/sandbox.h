@@ -39,6 +39,9 @@ char *om_pb_to_json(const ProtobufCMessage *m);
 /* Added to the contract: */
 /* The child's PID (0: none running); a test hook (kill it, the next call starts another). */
 int om_sandbox_pid(const struct om_sandbox *sb);
+/* Check that the filter is in force: the child makes a forbidden system call
+ * and must die of SIGSYS (the next call starts a new child). 0, or -1 (EPERM). */
+int om_sandbox_selftest(struct om_sandbox *sb, om_error_t *err);
 /* The table of known descriptors, for the fuzzer: NULL past the end. */
 const ProtobufCMessageDescriptor *om_sandbox_descriptor(size_t i);
 /* Standard base64 (with padding) of len bytes, NUL-terminated; NULL on ENOMEM. */
