@@ -725,8 +725,9 @@ static int watch_line(struct watch *w, const char *line, size_t len, om_error_t 
 		goto out;
 	if (r->compact_revision > 0) {
 		rc = cluster_error(err, ERANGE,
-				   "etcd %s/v3/watch: revision %" PRId64 " compacted (oldest kept %" PRId64 ")", w->ep,
-				   w->start_revision, r->compact_revision);
+				   "etcd %s/v3/watch: revision %" PRId64
+				   " is compacted (the oldest available is %" PRId64 ")",
+				   w->ep, w->start_revision, r->compact_revision);
 		goto out;
 	}
 	if (r->canceled) {
