@@ -50,5 +50,6 @@ char *om_base64_encode(const void *data, size_t len);
 #define OM_JSON_MAX_DEPTH 32
 #define OM_JSON_MAX_REPEATED 100000
 #define OM_JSON_MAX_STRING (1u << 20)
+#define OM_JSON_MAX_CONTAINERS 250000u /* objects and arrays in one document */
 
 #endif

@@ -281,6 +281,55 @@ static void test_parser(void)
 	}
 	free(big);
 
+	/* 4 MiB of empty objects in a field etcd's messages ignore: json-c's memory stays bounded */
+	{
+		size_t n = 0;
+		double t0 = now_s();
+		big = malloc(OM_JSON_MAX);
+		if (big == NULL)
+			bail_out("out of memory");
+		n = (size_t)snprintf(big, 64, "{\"x\":[");
+		while (n + 8 < OM_JSON_MAX) {
+			memcpy(big + n, "{},", 3);
+			n += 3;
+		}
+		big[n - 1] = ']';
+		big[n++] = '}';
+		m = NULL;
+		int r = om_sandbox_parse(sb, &om__etcd__range_response__descriptor, big, n, &m, &err);
+		ok(r < 0 && err && err->status == OM_ECORRUPT && msg_has(err, "objects and arrays") && now_s() - t0 < 1,
+		   "1.4 million empty objects: refused before json-c (in %.2f s)", now_s() - t0);
+		show(&err);
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		m = NULL;
+		free(big);
+	}
+
+	/* the largest legitimate answer: 100000 keys */
+	{
+		size_t n;
+		double t0 = now_s();
+		big = malloc(OM_JSON_MAX);
+		if (big == NULL)
+			bail_out("out of memory");
+		n = (size_t)snprintf(big, 64, "{\"header\":{\"revision\":\"9\"},\"kvs\":[");
+		for (int i = 0; i < 100000 && n + 64 < OM_JSON_MAX; i++)
+			n += (size_t)snprintf(big + n, 64, "{\"key\":\"a2V5\",\"mod_revision\":\"%d\"},", i);
+		big[n - 1] = ']';
+		big[n++] = '}';
+		m = NULL;
+		int r = om_sandbox_parse(sb, &om__etcd__range_response__descriptor, big, n, &m, &err);
+		ok(r == 0 && ((Om__Etcd__RangeResponse *)m)->n_kvs == 100000 &&
+		       ((Om__Etcd__RangeResponse *)m)->kvs[99999]->mod_revision == 99999,
+		   "100000 keys (%zu KiB) parsed in %.2f s", n >> 10, now_s() - t0);
+		show(&err);
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		m = NULL;
+		free(big);
+	}
+
 	/* the gateway's messages */
 	m = sparse(
 	    &om__etcd__range_response__descriptor,
