@@ -823,6 +823,11 @@ static int watch_once(struct watch *w, const char *body, int64_t deadline, int c
 			break;
 		}
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+		if (code != 0 && code != 200 && b.paused) { /* an error answer is one document, never this long */
+			rc = cluster_error(err, OM_ECORRUPT, "etcd %s/v3/watch: HTTP %ld with an answer over %u bytes",
+					   w->ep, code, OM_JSON_MAX);
+			break;
+		}
 		if (code == 200) {
 			if (watch_lines(w, &b, false, err) < 0)
 				break;
