@@ -593,6 +593,36 @@ static void test_kv(struct om_etcd *e)
 	   "delete one key, then again: 1 then 0");
 	show(&err);
 
+	/* an answer over OM_JSON_MAX: the transfer is cut, the call fails */
+	{
+		size_t vlen = 1000 * 1000;
+		char *v = malloc(vlen);
+		bool put = v != NULL;
+		if (v == NULL)
+			bail_out("out of memory");
+		for (size_t i = 0; i < vlen; i++)
+			v[i] = (char)(i * 7);
+		for (int i = 0; i < 4 && put; i++) {
+			char k[16];
+			snprintf(k, sizeof(k), "big/%d", i);
+			put = om_etcd_put(e, K(k), v, vlen, 0, NULL, &err) == 0;
+		}
+		ok(put, "four values of 1 MB");
+		show(&err);
+		ok(om_etcd_get(e, K("big/"), true, 0, &r, &err) < 0 && err->status == OM_ECORRUPT &&
+		       msg_has(err, "larger than") && om_error_exit_code(err) == OM_EXIT_CLUSTER && r.n == 0,
+		   "an answer over OM_JSON_MAX (5.3 MB) fails");
+		show(&err);
+		ok(om_etcd_get(e, K("big/"), true, 1, &r, &err) == 0 && r.n == 1 && r.more &&
+		       r.kvs[0].value_len == vlen && memcmp(r.kvs[0].value, v, vlen) == 0,
+		   "one of them at a time is fine");
+		show(&err);
+		om_etcd_range_release(&r);
+		ok(om_etcd_delete(e, K("big/"), true, NULL, &err) == 0, "deleted");
+		show(&err);
+		free(v);
+	}
+
 	/* transactions */
 	{
 		struct om_etcd_cmp absent = {.key = K("t1"), .target = OM_ETCD_CREATE, .number = 0};
