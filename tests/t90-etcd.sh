@@ -15,8 +15,8 @@ set -u
 
 ETCD=${OM_ETCD:-/usr/bin/etcd}
 TEST_ETCD=$OM_BUILDDIR/tests/unit/test-etcd
-if [ ! -x "$ETCD" ] || ! command -v openssl >/dev/null || ! command -v curl >/dev/null; then
-	echo "1..0 # SKIP needs $ETCD, openssl and curl"
+if [ ! -x "$ETCD" ] || ! command -v etcdctl >/dev/null || ! command -v openssl >/dev/null; then
+	echo "1..0 # SKIP needs $ETCD, etcdctl and openssl"
 	exit 0
 fi
 if [ ! -x "$TEST_ETCD" ]; then
@@ -33,8 +33,8 @@ port_free() {
 start_etcd() {
 	local name=$1 scheme=$2 try cp pp dir deadline i
 	shift 2
-	local -a curlopts=()
-	[ "$scheme" = https ] && curlopts=(--cacert "$TLS/ca.pem" --cert "$TLS/client.pem" --key "$TLS/client.key")
+	local -a tlsopts=()
+	[ "$scheme" = https ] && tlsopts=(--cacert "$TLS/ca.pem" --cert "$TLS/client.pem" --key "$TLS/client.key")
 	for try in 1 2 3; do
 		cp=
 		for i in $(seq 0 60); do
@@ -55,7 +55,8 @@ start_etcd() {
 		ELOG=$dir/log
 		deadline=$((SECONDS + 20))
 		while [ "$SECONDS" -lt "$deadline" ] && alive "$EPID"; do
-			if curl -s --max-time 1 "${curlopts[@]}" "$EP/health" 2>/dev/null | grep -q '"health":"true"'; then
+			if timeout 5 etcdctl --endpoints "$EP" --dial-timeout=1s --command-timeout=2s "${tlsopts[@]}" \
+				endpoint health >/dev/null 2>&1; then
 				return 0
 			fi
 			sleep 0.2
@@ -92,6 +93,8 @@ run_tap() {
 		grep -A3 '^not ok ' "$OUT" | sed 's/^/#   /' | head -60
 		tail -5 "$OUT" | sed 's/^/#   /'
 		diag_file "$ERR"
+		diag "etcd's log:"
+		tail -n 15 "$ELOG" | sed 's/^/#   /'
 	fi
 }
 

@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
@@ -809,28 +810,33 @@ static void test_watch(struct om_etcd *e, const struct om_etcd_conf *conf)
 	show(&err);
 }
 
-/* Compact etcd's history up to rev (with curl: the client has no compaction call). */
+/* Compact etcd's history up to rev (with etcdctl: the client has no compaction call). */
 static int compact(const char *ep, char **tls, int64_t rev)
 {
-	char url[512], body[128];
-	char *args[20] = {"curl", "-s", "-f", "-m", "10", "-o", "/dev/null", "-X", "POST", url, "-d", body};
-	int n = 12, st = -1;
+	char eps[512], r[32], ca[512], cert[512], key[512];
+	char *args[12] = {"etcdctl", eps, "--dial-timeout=3s", "--command-timeout=5s", "compact", r};
+	int n = 6, st = -1;
 	pid_t k;
 
-	snprintf(url, sizeof(url), "%s/v3/kv/compaction", ep);
-	snprintf(body, sizeof(body), "{\"revision\":\"%lld\",\"physical\":true}", (long long)rev);
+	snprintf(eps, sizeof(eps), "--endpoints=%s", ep);
+	snprintf(r, sizeof(r), "%lld", (long long)rev);
 	if (tls) {
-		args[n++] = "--cacert";
-		args[n++] = tls[0];
-		args[n++] = "--cert";
-		args[n++] = tls[1];
-		args[n++] = "--key";
-		args[n++] = tls[2];
+		snprintf(ca, sizeof(ca), "--cacert=%s", tls[0]);
+		snprintf(cert, sizeof(cert), "--cert=%s", tls[1]);
+		snprintf(key, sizeof(key), "--key=%s", tls[2]);
+		args[n++] = ca;
+		args[n++] = cert;
+		args[n++] = key;
 	}
 	args[n] = NULL;
 	k = fork();
 	if (k == 0) {
-		execvp("curl", args);
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execvp("etcdctl", args);
 		_exit(127);
 	}
 	if (k < 0 || waitpid(k, &st, 0) < 0)
