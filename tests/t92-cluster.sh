@@ -129,7 +129,7 @@ start_on() {
 
 # ------------------------------------------------------------- the lab ----
 cleanup_lab
-run lab up 3
+run "$OMLAB" "${LAB[@]}" up 3
 ok "omlab up 3 (etcd with TLS, three nodes with omd)" test "$RC" -eq 0 || { diag_file "$ERR"; diag_file "$OUT"; done_testing; }
 ok "every node is alive in etcd" wait_for 30 all_alive
 on 1 omstat --json
@@ -299,7 +299,7 @@ ok "node 1 powered off" wait_for 30 dead_node 1
 SD=$(snap d11 d12 d13 d14)
 # shellcheck disable=SC2086
 ok "every drained group runs on: nothing was lost with node 1" continued_running $SD
-run lab start 1
+run "$OMLAB" "${LAB[@]}" start 1
 ok "node 1 starts again" wait_for 30 alive_node 1
 on 2 omdrain --undo 1
 ok "omdrain --undo 1" sh -c "[ $RC -eq 0 ] && grep -q 'open again' '$OUT'"
