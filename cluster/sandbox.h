@@ -4,7 +4,8 @@
  *
  * The parser turns JSON into a protobuf-c message of a known descriptor
  * (field names are JSON names; 64-bit integers may be strings; bytes are
- * base64; unknown fields are refused; every size is bounded). The child
+ * base64; unknown fields are refused in om.* messages and ignored in etcd's
+ * (om.etcd.*, proto/etcd.proto); every size is bounded). The child
  * sends the message back packed, and the parent unpacks it with protobuf-c.
  * If the child dies (a parser bug caught by seccomp), the call fails and the
  * next call starts a new child. */
