@@ -244,6 +244,11 @@ static int setup(struct om_etcd *e, CURL *h, const char *ep, const char *path, c
 	SET(CURLOPT_WRITEDATA, b);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms);
 	SET(CURLOPT_TIMEOUT_MS, unary ? e->timeout_ms : 0L);
+	if (!unary) { /* a long watch on a silent peer: TCP keep-alive finds a dead one */
+		SET(CURLOPT_TCP_KEEPALIVE, 1L);
+		SET(CURLOPT_TCP_KEEPIDLE, 10L);
+		SET(CURLOPT_TCP_KEEPINTVL, 5L);
+	}
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (e->ca)
