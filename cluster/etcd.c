@@ -244,6 +244,11 @@ static int setup(struct om_etcd *e, CURL *h, const char *ep, const char *path, c
 	SET(CURLOPT_WRITEDATA, b);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, e->timeout_ms);
 	SET(CURLOPT_TIMEOUT_MS, unary ? e->timeout_ms : 0L);
+	if (!unary) { /* a long watch on a silent peer: TCP keep-alive finds a dead one */
+		SET(CURLOPT_TCP_KEEPALIVE, 1L);
+		SET(CURLOPT_TCP_KEEPIDLE, 10L);
+		SET(CURLOPT_TCP_KEEPINTVL, 5L);
+	}
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (e->ca)
@@ -725,8 +730,9 @@ static int watch_line(struct watch *w, const char *line, size_t len, om_error_t 
 		goto out;
 	if (r->compact_revision > 0) {
 		rc = cluster_error(err, ERANGE,
-				   "etcd %s/v3/watch: revision %" PRId64 " compacted (oldest kept %" PRId64 ")", w->ep,
-				   w->start_revision, r->compact_revision);
+				   "etcd %s/v3/watch: revision %" PRId64
+				   " is compacted (the oldest available is %" PRId64 ")",
+				   w->ep, w->start_revision, r->compact_revision);
 		goto out;
 	}
 	if (r->canceled) {
@@ -822,6 +828,11 @@ static int watch_once(struct watch *w, const char *body, int64_t deadline, int c
 			break;
 		}
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+		if (code != 0 && code != 200 && b.paused) { /* an error answer is one document, never this long */
+			rc = cluster_error(err, OM_ECORRUPT, "etcd %s/v3/watch: HTTP %ld with an answer over %u bytes",
+					   w->ep, code, OM_JSON_MAX);
+			break;
+		}
 		if (code == 200) {
 			if (watch_lines(w, &b, false, err) < 0)
 				break;

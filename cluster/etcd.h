@@ -9,7 +9,11 @@
  * All calls are bounded by the client's timeout (and a watch by its own
  * timeout and cancel fd). Errors: OM_ECLUSTER (exit class OM_EXIT_CLUSTER)
  * for an unreachable etcd, a TLS failure or an error answer, with etcd's own
- * words in the message. */
+ * words in the message.
+ *
+ * A client is not thread-safe, and belongs to the process that opened it:
+ * after fork() the child opens its own (the inherited one refuses calls with
+ * EINVAL, and closing it there leaves the parent's parser child alone). */
 #ifndef OM_ETCD_H
 #define OM_ETCD_H
 
@@ -39,8 +43,8 @@ static inline void om_etcd_closep(struct om_etcd **e)
 }
 
 struct om_etcd_kv {
-	char *key;	  /* NUL-terminated */
-	char *value;	  /* NUL-terminated too (value_len bytes before the NUL) */
+	char *key;   /* NUL-terminated */
+	char *value; /* NUL-terminated too (value_len bytes before the NUL) */
 	size_t value_len;
 	int64_t create_revision, mod_revision, version, lease;
 };

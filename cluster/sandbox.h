@@ -4,7 +4,8 @@
  *
  * The parser turns JSON into a protobuf-c message of a known descriptor
  * (field names are JSON names; 64-bit integers may be strings; bytes are
- * base64; unknown fields are refused; every size is bounded). The child
+ * base64; unknown fields are refused in om.* messages and ignored in etcd's
+ * (om.etcd.*, proto/etcd.proto); every size is bounded). The child
  * sends the message back packed, and the parent unpacks it with protobuf-c.
  * If the child dies (a parser bug caught by seccomp), the call fails and the
  * next call starts a new child. */
@@ -39,6 +40,9 @@ char *om_pb_to_json(const ProtobufCMessage *m);
 /* Added to the contract: */
 /* The child's PID (0: none running); a test hook (kill it, the next call starts another). */
 int om_sandbox_pid(const struct om_sandbox *sb);
+/* Check that the filter is in force: the child makes a forbidden system call
+ * and must die of SIGSYS (the next call starts a new child). 0, or -1 (EPERM). */
+int om_sandbox_selftest(struct om_sandbox *sb, om_error_t *err);
 /* The table of known descriptors, for the fuzzer: NULL past the end. */
 const ProtobufCMessageDescriptor *om_sandbox_descriptor(size_t i);
 /* Standard base64 (with padding) of len bytes, NUL-terminated; NULL on ENOMEM. */
@@ -47,5 +51,6 @@ char *om_base64_encode(const void *data, size_t len);
 #define OM_JSON_MAX_DEPTH 32
 #define OM_JSON_MAX_REPEATED 100000
 #define OM_JSON_MAX_STRING (1u << 20)
+#define OM_JSON_MAX_CONTAINERS 250000u /* objects and arrays in one document */
 
 #endif

@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
@@ -128,6 +129,8 @@ static void test_parser(void)
 		}
 		ok(strict, "the parser child runs under a seccomp filter");
 	}
+	ok(om_sandbox_selftest(sb, &err) == 0, "a forbidden system call kills the child (SIGSYS)");
+	show(&err);
 
 	/* NodeStatus */
 	m = sparse(
@@ -279,6 +282,55 @@ static void test_parser(void)
 	}
 	free(big);
 
+	/* 4 MiB of empty objects in a field etcd's messages ignore: json-c's memory stays bounded */
+	{
+		size_t n = 0;
+		double t0 = now_s();
+		big = malloc(OM_JSON_MAX);
+		if (big == NULL)
+			bail_out("out of memory");
+		n = (size_t)snprintf(big, 64, "{\"x\":[");
+		while (n + 8 < OM_JSON_MAX) {
+			memcpy(big + n, "{},", 3);
+			n += 3;
+		}
+		big[n - 1] = ']';
+		big[n++] = '}';
+		m = NULL;
+		int r = om_sandbox_parse(sb, &om__etcd__range_response__descriptor, big, n, &m, &err);
+		ok(r < 0 && err && err->status == OM_ECORRUPT && msg_has(err, "objects and arrays") && now_s() - t0 < 1,
+		   "1.4 million empty objects: refused before json-c (in %.2f s)", now_s() - t0);
+		show(&err);
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		m = NULL;
+		free(big);
+	}
+
+	/* the largest legitimate answer: 100000 keys */
+	{
+		size_t n;
+		double t0 = now_s();
+		big = malloc(OM_JSON_MAX);
+		if (big == NULL)
+			bail_out("out of memory");
+		n = (size_t)snprintf(big, 64, "{\"header\":{\"revision\":\"9\"},\"kvs\":[");
+		for (int i = 0; i < 100000 && n + 64 < OM_JSON_MAX; i++)
+			n += (size_t)snprintf(big + n, 64, "{\"key\":\"a2V5\",\"mod_revision\":\"%d\"},", i);
+		big[n - 1] = ']';
+		big[n++] = '}';
+		m = NULL;
+		int r = om_sandbox_parse(sb, &om__etcd__range_response__descriptor, big, n, &m, &err);
+		ok(r == 0 && ((Om__Etcd__RangeResponse *)m)->n_kvs == 100000 &&
+		       ((Om__Etcd__RangeResponse *)m)->kvs[99999]->mod_revision == 99999,
+		   "100000 keys (%zu KiB) parsed in %.2f s", n >> 10, now_s() - t0);
+		show(&err);
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		m = NULL;
+		free(big);
+	}
+
 	/* the gateway's messages */
 	m = sparse(
 	    &om__etcd__range_response__descriptor,
@@ -337,40 +389,39 @@ static void test_parser(void)
 	accepted(&om__etcd__error__descriptor, "{\"code\":1}", "after SIGKILL of the child, the next call works");
 	pid2 = om_sandbox_pid(sb);
 	ok(pid2 > 0 && pid2 != pid, "a new child (%d, was %d)", pid2, pid);
-	/* killed while the parent waits for an answer */
+	/* killed while the parent waits for an answer: stopped first (so that it is
+	 * alive when the request goes), killed 200 ms into the wait */
 	{
-		pid_t k = fork();
+		pid_t k;
+		char path[64], st[512];
+		bool stopped = false;
+		int r;
+		kill(pid2, SIGSTOP);
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid2);
+		for (int i = 0; i < 200 && !stopped; i++) {
+			FILE *f = fopen(path, "r");
+			if (f && fgets(st, sizeof(st), f) && strstr(st, ") T "))
+				stopped = true;
+			if (f)
+				fclose(f);
+			if (!stopped)
+				usleep(5000);
+		}
+		ok(stopped, "the child is stopped");
+		k = fork();
 		if (k == 0) {
-			usleep(20 * 1000);
+			usleep(200 * 1000);
 			kill(pid2, SIGKILL);
 			_exit(0);
 		}
-		big = malloc(OM_JSON_MAX);
-		if (big == NULL)
-			bail_out("out of memory");
-		/* a large document keeps the child busy long enough, most of the time */
-		size_t n = (size_t)snprintf(big, 64, "{\"v\":1,\"node\":\"b\",\"groups\":[");
-		for (int i = 0; i < 99999; i++) {
-			memcpy(big + n, "\"12345678901\",", 14);
-			n += 14;
-		}
-		big[n - 1] = ']';
-		big[n++] = '}';
 		m = NULL;
-		int r = 0;
-		for (int i = 0; i < 20 && r == 0; i++) {
-			r = om_sandbox_parse(sb, &om__node_status__descriptor, big, n, &m, &err);
-			if (m)
-				protobuf_c_message_free_unpacked(m, NULL);
-			m = NULL;
-		}
-		ok(r < 0 && err && (err->status == EPIPE || err->status == OM_ECORRUPT) &&
-		       msg_has(err, "sandboxed parser"),
-		   "a child killed during a parse: the call fails (EPIPE)");
+		r = om_sandbox_parse(sb, &om__etcd__error__descriptor, "{\"code\":1}", 10, &m, &err);
+		ok(r < 0 && m == NULL && err && err->status == EPIPE && msg_has(err, "sandboxed parser") &&
+		       msg_has(err, "signal 9"),
+		   "a child killed during a parse: the call fails (EPIPE, naming the signal)");
 		show(&err);
 		waitpid(k, NULL, 0);
 		accepted(&om__etcd__error__descriptor, "{\"code\":1}", "and the next call works");
-		free(big);
 	}
 	om_sandbox_stop(sb);
 	sb = NULL;
@@ -542,6 +593,36 @@ static void test_kv(struct om_etcd *e)
 	       om_etcd_delete(e, K("k1"), false, &n, &err) == 0 && n == 0,
 	   "delete one key, then again: 1 then 0");
 	show(&err);
+
+	/* an answer over OM_JSON_MAX: the transfer is cut, the call fails */
+	{
+		size_t vlen = 1000 * 1000;
+		char *v = malloc(vlen);
+		bool put = v != NULL;
+		if (v == NULL)
+			bail_out("out of memory");
+		for (size_t i = 0; i < vlen; i++)
+			v[i] = (char)(i * 7);
+		for (int i = 0; i < 4 && put; i++) {
+			char k[16];
+			snprintf(k, sizeof(k), "big/%d", i);
+			put = om_etcd_put(e, K(k), v, vlen, 0, NULL, &err) == 0;
+		}
+		ok(put, "four values of 1 MB");
+		show(&err);
+		ok(om_etcd_get(e, K("big/"), true, 0, &r, &err) < 0 && err->status == OM_ECORRUPT &&
+		       msg_has(err, "larger than") && om_error_exit_code(err) == OM_EXIT_CLUSTER && r.n == 0,
+		   "an answer over OM_JSON_MAX (5.3 MB) fails");
+		show(&err);
+		ok(om_etcd_get(e, K("big/"), true, 1, &r, &err) == 0 && r.n == 1 && r.more &&
+		       r.kvs[0].value_len == vlen && memcmp(r.kvs[0].value, v, vlen) == 0,
+		   "one of them at a time is fine");
+		show(&err);
+		om_etcd_range_release(&r);
+		ok(om_etcd_delete(e, K("big/"), true, NULL, &err) == 0, "deleted");
+		show(&err);
+		free(v);
+	}
 
 	/* transactions */
 	{
@@ -727,9 +808,60 @@ static void test_watch(struct om_etcd *e, const struct om_etcd_conf *conf)
 	       msg_has(err, "callback says no"),
 	   "a callback's error ends the watch with it");
 	show(&err);
-	memset(&ev, 0, sizeof(ev));
-	ok(om_etcd_watch(e, K("w/"), true, 1, 1, -1, collect, &ev, NULL, &err) == 0 || err != NULL,
-	   "a watch from revision 1 (not compacted here) runs");
+}
+
+/* Compact etcd's history up to rev (with etcdctl: the client has no compaction call). */
+static int compact(const char *ep, char **tls, int64_t rev)
+{
+	char eps[512], r[32], ca[512], cert[512], key[512];
+	char *args[12] = {"etcdctl", eps, "--dial-timeout=3s", "--command-timeout=5s", "compact", r};
+	int n = 6, st = -1;
+	pid_t k;
+
+	snprintf(eps, sizeof(eps), "--endpoints=%s", ep);
+	snprintf(r, sizeof(r), "%lld", (long long)rev);
+	if (tls) {
+		snprintf(ca, sizeof(ca), "--cacert=%s", tls[0]);
+		snprintf(cert, sizeof(cert), "--cert=%s", tls[1]);
+		snprintf(key, sizeof(key), "--key=%s", tls[2]);
+		args[n++] = ca;
+		args[n++] = cert;
+		args[n++] = key;
+	}
+	args[n] = NULL;
+	k = fork();
+	if (k == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execvp("etcdctl", args);
+		_exit(127);
+	}
+	if (k < 0 || waitpid(k, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static void test_compacted(struct om_etcd *e, const char *ep, char **tls)
+{
+	om_error_t err = NULL;
+	struct events ev = {0};
+	int64_t r1 = 0, r2 = 0;
+
+	bool done = om_etcd_put(e, K("c"), "1", 1, 0, &r1, &err) == 0 &&
+		    om_etcd_put(e, K("c"), "2", 1, 0, &r2, &err) == 0 && compact(ep, tls, r2) == 0;
+	ok(done, "history compacted up to revision %lld", (long long)r2);
+	show(&err);
+	ok(om_etcd_watch(e, K("c"), false, r1, 5, -1, collect, &ev, NULL, &err) < 0 && err->status == ERANGE &&
+	       msg_has(err, "compacted") && om_error_exit_code(err) == OM_EXIT_CLUSTER && ev.n == 0,
+	   "a watch from a compacted revision: ERANGE");
+	show(&err);
+	ev.stop_after = 1;
+	ok(om_etcd_put(e, K("c"), "3", 1, 0, NULL, &err) == 0 &&
+	       om_etcd_watch(e, K("c"), false, r2, 5, -1, collect, &ev, NULL, &err) == 0 && ev.n == 1,
+	   "a watch from the compaction revision works");
 	show(&err);
 }
 
@@ -781,6 +913,7 @@ int main(int argc, char **argv)
 	test_kv(e);
 	test_leases(e);
 	test_watch(e, &conf);
+	test_compacted(e, argv[1], argc >= 5 ? argv + 2 : NULL);
 	om_etcd_close(e);
 	e = NULL;
 
@@ -797,8 +930,8 @@ int main(int argc, char **argv)
 	}
 	if (e) {
 		int64_t n = 0;
-		ok(om_etcd_delete(e, prefix, true, &n, &err) == 0 && n > 0, "clean up %s (%lld keys)", prefix,
-		   (long long)n);
+		int rc = om_etcd_delete(e, prefix, true, &n, &err);
+		ok(rc == 0 && n > 0, "clean up %s (%lld keys)", prefix, (long long)n);
 		show(&err);
 	}
 	om_etcd_close(e);
