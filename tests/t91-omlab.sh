@@ -15,7 +15,7 @@ set -u
 
 LAB=t91
 NET=10.77.91
-PORT=23891
+PORT=23981 # peer 23982: clear of t92 (23892, peer 23893)
 LABDIR=/var/lib/omlab/$LAB
 OMLAB=$OM_SRCDIR/cluster/omlab
 CG2=/sys/fs/cgroup/unified/omlab-$LAB
@@ -145,7 +145,7 @@ ectl 2 get /t91/probe
 ok "etcd refuses a client without a certificate" test "$RC" -ne 0
 ectl 2 --cert="$LABDIR/pki/intruder.crt" --key="$LABDIR/pki/intruder.key" get /t91/probe
 ok "etcd refuses the intruder's certificate (CN=node1, another CA)" test "$RC" -ne 0
-like "$LABDIR/node2/etc/omtools.conf" '^etcd = https://10\.77\.91\.1:23891$' "node 2's omtools.conf names the etcd"
+like "$LABDIR/node2/etc/omtools.conf" '^etcd = https://10\.77\.91\.1:23981$' "node 2's omtools.conf names the etcd"
 
 # ---- miggroups inside a node ----
 on 1 omrun -g "$G" -- sleep 1000
@@ -204,8 +204,20 @@ H2B=$(holder 2)
 ok "node 2 has a new holder" test -n "$H2B" -a "$H2B" != "$H2"
 check "node 1 reaches node 2 again" "$OMLAB" --name "$LAB" exec 1 -- ping -c 1 -W 3 "$NET.12"
 if [ -z "$omd_opt" ]; then
-	check "pause 1 (omd stopped)" "$OMLAB" --name "$LAB" pause 1
-	check "resume 1" "$OMLAB" --name "$LAB" resume 1
+	omd_state() { proc_state "$(cat "$LABDIR/node1/omd.pid" 2>/dev/null)"; }
+	paused() { lab pause 1 >/dev/null && [ "$(omd_state)" = T ] && lab status | grep -q "^node 1 .*omd paused"; }
+	resumed() { lab resume 1 >/dev/null && wait_until_state S R; }
+	wait_until_state() {
+		local end=$((SECONDS + 5))
+		while [ $SECONDS -lt $end ]; do
+			case $(omd_state) in "$1" | "$2") return 0 ;; esac
+			sleep 0.1
+		done
+		diag "omd of node 1 in state '$(omd_state)'"
+		return 1
+	}
+	ok "pause 1: node 1's omd is stopped, status says paused" paused
+	ok "resume 1: it runs again" resumed
 else
 	skip "pause 1" "no omd in $OM_BUILDDIR"
 	skip "resume 1" "no omd in $OM_BUILDDIR"
