@@ -527,19 +527,7 @@ static void thaw_and_check(struct ckpt_ctx *c, om_error_t *err)
 
 static int kill_and_wait(struct ckpt_ctx *c, om_error_t *err)
 {
-	cleanup_free pid_t *pids = NULL;
-	size_t n = 0;
-	pid_t stuck;
-
-	if (om_group_pids(&c->g, &pids, &n, err) < 0)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		kill(pids[i], SIGKILL);
-	if (om_group_thaw(&c->g, err) < 0)
-		return -1;
-	if ((stuck = om_pids_wait_gone(pids, n, 10)) != 0)
-		return om_make_error(err, ETIMEDOUT, "process %d did not exit after SIGKILL", (int)stuck);
-	return 0;
+	return om_group_kill(&c->g, err);
 }
 
 /* --tcp-established: record the group's connections in the manifest and drop
@@ -811,7 +799,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		if (om_netlock_release(c.netlock, err) < 0)
 			goto out;
 		c.netlock[0] = '\0';
-	} else if (c.n_conns > 0) { /* migration: the kill must end the connections silently */
+	} else if (c.n_conns > 0 && !o->handoff) { /* migration: the kill must end the connections silently */
 		cleanup_free pid_t *pids = NULL;
 		size_t np = 0;
 		if (om_group_pids(&c.g, &pids, &np, err) < 0 ||
@@ -871,6 +859,25 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	res->raw_bytes = c.m->raw_bytes;
 	res->stored_bytes = c.m->stored_bytes;
 	res->dump_seconds = tdump;
+	res->freeze_started = tfreeze;
+	if (!o->leave_running && o->handoff && rc == 0) {
+		om_error_t tmp = NULL;
+		if (o->handoff(o->handoff_arg, res, err) < 0) {
+			/* not taken: the group runs on here, as if nothing happened */
+			c.published = false;
+			if (om_intent_remove(c.lockname, &tmp) == 0)
+				c.intent = false;
+			om_error_release(&tmp);
+			goto out;
+		}
+		if (c.n_conns > 0) { /* taken: the kill must end the connections silently */
+			cleanup_free pid_t *pids = NULL;
+			size_t np = 0;
+			if (om_group_pids(&c.g, &pids, &np, &tmp) < 0 ||
+			    om_tcp_repair_grab(pids, np, c.conns, c.n_conns, &c.repair_fds, &c.n_repair_fds, &tmp) < 0)
+				om_error_release(&tmp); /* the peers may see a reset; the group still stops */
+		}
+	}
 	if (!o->leave_running) {
 		om_error_t kerr = NULL;
 		if (kill_and_wait(&c, &kerr) < 0) { /* the intent stays: the next locker finishes the kill */
@@ -883,7 +890,9 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		/* the last copies of the sockets, in repair mode: closed without a FIN or RST */
 		om_fds_close(c.repair_fds, c.n_repair_fds);
 		c.repair_fds = NULL;
-		c.keep_netlock = true; /* the peers wait for the restore, which releases it */
+		/* the peers wait for the restore, which releases it (on another node:
+		 * nothing of it is left here once the group has gone) */
+		c.keep_netlock = o->handoff == NULL;
 		c.g.frozen = false;
 		if (om_intent_remove(c.lockname, &kerr) < 0)
 			om_error_release(&kerr); /* the next locker finds nothing to kill */

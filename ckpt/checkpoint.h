@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct om_ckpt_result;
+
 struct om_ckpt_opts {
 	unsigned long group;   /* miggroup to checkpoint, or 0 with pid */
 	pid_t pid;	       /* omckpt -p PID: one process tree */
@@ -29,6 +31,13 @@ struct om_ckpt_opts {
 				* is written), "ckpt-commit-fails-after-rename" fails the commit
 				* after its rename, "ckpt-pause-frozen[:S]" sleeps S s (10; max 60)
 				* with the group frozen; NULL: none */
+	/* migrategroup (cluster/): called once the generation is published, with
+	 * the group still frozen and its network lock held, to hand the group to
+	 * another node. 0: the group runs there now, and is stopped here; < 0 (with
+	 * *err): it was not taken, and thaws here and runs on (the generation
+	 * stays in the store). NULL: an ordinary migration (the group stops). */
+	int (*handoff)(void *arg, const struct om_ckpt_result *res, om_error_t *err);
+	void *handoff_arg;
 };
 
 struct om_ckpt_result {
@@ -39,6 +48,7 @@ struct om_ckpt_result {
 	double freeze_seconds; /* from freeze to thaw or kill */
 	double dump_seconds;   /* CRIU time */
 	double total_seconds;
+	double freeze_started; /* om_now() at the freeze (for handoff's downtime) */
 };
 
 int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_error_t *err);

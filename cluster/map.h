@@ -29,6 +29,7 @@ struct om_map_node {
 struct om_map {
 	struct om_map_node *nodes; /* sorted by id */
 	size_t n;
+	char *name; /* the file name, for messages (om_map_self) */
 };
 
 /* Parse text (len bytes; name is the file name for messages). */

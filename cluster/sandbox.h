@@ -36,4 +36,16 @@ int om_json_to_pb(const ProtobufCMessageDescriptor *d, const char *json, size_t 
 /* Our own messages to JSON (in the parent: encoding trusted data). NULL on ENOMEM. */
 char *om_pb_to_json(const ProtobufCMessage *m);
 
+/* Added to the contract: */
+/* The child's PID (0: none running); a test hook (kill it, the next call starts another). */
+int om_sandbox_pid(const struct om_sandbox *sb);
+/* The table of known descriptors, for the fuzzer: NULL past the end. */
+const ProtobufCMessageDescriptor *om_sandbox_descriptor(size_t i);
+/* Standard base64 (with padding) of len bytes, NUL-terminated; NULL on ENOMEM. */
+char *om_base64_encode(const void *data, size_t len);
+/* Bounds of the converter. */
+#define OM_JSON_MAX_DEPTH 32
+#define OM_JSON_MAX_REPEATED 100000
+#define OM_JSON_MAX_STRING (1u << 20)
+
 #endif

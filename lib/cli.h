@@ -4,6 +4,7 @@
 #define OM_CLI_H
 
 #include "error.h"
+#include "settings.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -94,6 +95,44 @@ static inline int om_cli_run_held(const char *prog, int (*fn)(void *arg, int can
 	if (sfd >= 0)
 		close(sfd);
 	return rc;
+}
+
+/* A number of seconds from the command line (0 < S <= max). */
+static inline int om_cli_seconds(const char *s, double max, double *out)
+{
+	char *end;
+	double v;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end != '\0' || !(v > 0) || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The settings of a command: the file (--config, else $OM_CONFIG, else
+ * /etc/omtools/omtools.conf), then the environment ($OM_NODE, $OM_MAP,
+ * $OM_STORE), then the command line (node, map: NULL when not given). The
+ * library never reads the environment: this is the one place that does. */
+static inline int om_cli_config(const char *path, const char *node, const char *map, struct om_config *cfg,
+				om_error_t *err)
+{
+	static const char *const env[][2] = {{"OM_NODE", "node"}, {"OM_MAP", "map"}, {"OM_STORE", "store"}};
+	if (path == NULL)
+		path = getenv("OM_CONFIG");
+	if (om_config_load(path, cfg, err) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
+		const char *v = getenv(env[i][0]);
+		if (v && *v && om_config_set(cfg, env[i][1], v, err) < 0)
+			goto fail;
+	}
+	if ((node && om_config_set(cfg, "node", node, err) < 0) || (map && om_config_set(cfg, "map", map, err) < 0))
+		goto fail;
+	return 0;
+fail:
+	om_config_release(cfg);
+	return -1;
 }
 
 #endif

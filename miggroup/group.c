@@ -5,6 +5,8 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -589,4 +591,60 @@ fail : {
 	om_error_release(&tmp);
 	return om_error_wrap(err, "freeze miggroup %lu", g->id);
 }
+}
+
+int om_group_kill(struct om_group *g, om_error_t *err)
+{
+	cleanup_free pid_t *pids = NULL;
+	size_t n = 0;
+	pid_t stuck;
+
+	if (om_group_pids(g, &pids, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		kill(pids[i], SIGKILL);
+	if (om_group_thaw(g, err) < 0)
+		return -1;
+	if ((stuck = om_pids_wait_gone(pids, n, 10)) != 0)
+		return om_make_error(err, ETIMEDOUT, "process %d did not exit after SIGKILL", (int)stuck);
+	return 0;
+}
+
+static int cmp_ulong(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+	return x < y ? -1 : x > y;
+}
+
+int om_group_list(const struct om_cg *cg, unsigned long **ids, size_t *n, om_error_t *err)
+{
+	DIR *d = opendir(cg->base);
+	struct dirent *de;
+	unsigned long *v = NULL;
+	size_t cap = 0;
+
+	*ids = NULL;
+	*n = 0;
+	if (d == NULL)
+		return errno == ENOENT ? 0 : om_make_error(err, errno, "open `%s`", cg->base);
+	while ((de = readdir(d)) != NULL) {
+		unsigned long id;
+		if (de->d_name[0] != 'g' || om_parse_uint(de->d_name + 1, OM_GROUP_MAX, &id) < 0 || id == 0)
+			continue;
+		if (*n == cap) {
+			unsigned long *nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
+			if (nv == NULL) {
+				free(v);
+				closedir(d);
+				return om_make_error(err, ENOMEM, "list groups");
+			}
+			v = nv;
+		}
+		v[(*n)++] = id;
+	}
+	closedir(d);
+	if (*n)
+		qsort(v, *n, sizeof(*v), cmp_ulong);
+	*ids = v;
+	return 0;
 }

@@ -75,5 +75,10 @@ int om_group_prepare_tree(const struct om_cg *cg, unsigned long id, pid_t root, 
 int om_group_freeze(struct om_group *g, double timeout_s, int cancel_fd, om_error_t *err);
 /* Thaw every leaf (best effort, idempotent). */
 int om_group_thaw(struct om_group *g, om_error_t *err);
+/* SIGKILL every member of the loaded group (frozen or not), thaw, and wait
+ * (bounded, 10 s) until they are gone. */
+int om_group_kill(struct om_group *g, om_error_t *err);
+/* The ids of the groups on this node, sorted. */
+int om_group_list(const struct om_cg *cg, unsigned long **ids, size_t *n, om_error_t *err);
 
 #endif

@@ -1,6 +1,7 @@
 /* joingroup PID... G — processes (and their descendants) join miggroup G. */
 #include "config.h"
 #include "cli.h"
+#include "cluster.h"
 #include "group.h"
 #include "lock.h"
 #include "util.h"
@@ -73,6 +74,18 @@ int main(int argc, char **argv)
 	     om_group_lock(&cg, g, &(struct om_bound){.timeout_s = lock_wait, .cancel_fd = 0}, &lock_fd, &err) < 0)) {
 		free(pids);
 		return om_cli_fail(prog, &err);
+	}
+	if (g) { /* a cluster-wide id: claimed for this node, refused if another owns it */
+		struct om_config cfg;
+		int crc = om_cli_config(NULL, NULL, NULL, &cfg, &err);
+		if (crc == 0) {
+			crc = om_cluster_claim_group(&cfg, g, &err);
+			om_config_release(&cfg);
+		}
+		if (crc < 0) {
+			free(pids);
+			return om_cli_fail(prog, &err);
+		}
 	}
 	if (!quiet) {
 		printf("miggroup = %lu\nprocesses =", g);

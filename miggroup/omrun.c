@@ -2,6 +2,7 @@
 #include "config.h"
 #include "cli.h"
 #include "group.h"
+#include "cluster.h"
 #include "keeper.h"
 #include "lock.h"
 #include "util.h"
@@ -86,6 +87,16 @@ int main(int argc, char **argv)
 	if (om_cg_init(&cg, &err) < 0 ||
 	    om_group_lock(&cg, id, &(struct om_bound){.timeout_s = lock_wait, .cancel_fd = 0}, &lock_fd, &err) < 0)
 		return om_cli_fail(prog, &err);
+	{ /* a cluster-wide id: claimed for this node, refused if another owns it */
+		struct om_config cfg;
+		int crc = om_cli_config(NULL, NULL, NULL, &cfg, &err);
+		if (crc == 0) {
+			crc = om_cluster_claim_group(&cfg, id, &err);
+			om_config_release(&cfg);
+		}
+		if (crc < 0)
+			return om_cli_fail(prog, &err);
+	}
 	if (om_keeper_run(&cg, id, argv + optind, log, isolate, &pid, &err) < 0) {
 		if (err->status == ENOENT) /* the command (or the log's directory) */
 			om_error_set_exit(&err, OM_EXIT_NOTFOUND);

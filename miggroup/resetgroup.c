@@ -1,6 +1,7 @@
 /* resetgroup G — every member of miggroup G leaves it (group 0). */
 #include "config.h"
 #include "cli.h"
+#include "cluster.h"
 #include "group.h"
 #include "lock.h"
 #include "util.h"
@@ -60,6 +61,16 @@ int main(int argc, char **argv)
 	    om_group_reset(&cg, id, &pids, &n, &err) < 0)
 		return om_cli_fail(prog, &err);
 	close(lock_fd);
+	{ /* the id is free again in the cluster (if this node had it) */
+		struct om_config cfg;
+		int crc = om_cli_config(NULL, NULL, NULL, &cfg, &err);
+		if (crc == 0) {
+			crc = om_cluster_release_group(&cfg, id, &err);
+			om_config_release(&cfg);
+		}
+		if (crc < 0)
+			return om_cli_fail(prog, &err);
+	}
 	for (size_t i = 0; i < n && !quiet; i++)
 		printf("reset %d\n", (int)pids[i]);
 	return 0;

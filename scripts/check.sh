@@ -69,6 +69,7 @@ if CC=clang build build-fuzz --enable-fuzzers --disable-shared; then
 		corpus=$(mktemp -d)
 		case $name in
 		fuzz_decompress) cp -r tests/fuzz/corpus-zst/. "$corpus"/ ;;
+		fuzz_map) cp -r tests/fuzz/corpus-map/. "$corpus"/ ;;
 		*) cp -r tests/fuzz/corpus/. "$corpus"/ ;;
 		esac
 		if "$f" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" >"build-fuzz/$name.out" 2>&1; then

@@ -3,7 +3,9 @@
 # t05-layering.sh — every folder of libom includes only from the folders its
 # README allows: lib/ from nothing else, miggroup/ from lib/ and proto/, storage/ from
 # lib/ and proto/, ckpt/ and restore/ from lib/, miggroup/, storage/ and
-# proto/ (restore/ never from ckpt/: the scratch directory is lib/workdir.c).
+# proto/ (restore/ never from ckpt/: the scratch directory is lib/workdir.c),
+# cluster/ from all of those. A command (a file with main()) is a thin file
+# over the whole library and may include from any folder.
 set -u
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -15,6 +17,7 @@ declare -A ALLOWED=(
 	[shmig]="lib storage proto"
 	[ckpt]="lib miggroup storage shmig proto"
 	[restore]="lib miggroup storage shmig proto"
+	[cluster]="lib miggroup storage shmig ckpt restore proto"
 )
 
 # owner HEADER : the folder whose file HEADER is (proto for the generated om.pb-c.h).
@@ -24,7 +27,7 @@ owner() {
 	config.h) echo config; return ;;
 	*.pb-c.h) echo proto; return ;;
 	esac
-	for d in lib miggroup storage ckpt restore shmig kmod; do
+	for d in lib miggroup storage ckpt restore shmig cluster kmod; do
 		[ -e "$OM_SRCDIR/$d/$1" ] && { echo "$d"; return; }
 	done
 	echo unknown
@@ -34,6 +37,7 @@ owner() {
 layered() {
 	local dir=$1 f h o bad=
 	for f in "$OM_SRCDIR/$dir"/*.[ch]; do
+		grep -q '^int main(' "$f" && continue # a command
 		while read -r h; do
 			o=$(owner "$h")
 			[ "$o" = config ] || [ "$o" = "$dir" ] && continue
@@ -45,9 +49,10 @@ layered() {
 	return 1
 }
 
-for dir in lib miggroup storage shmig ckpt restore; do
+for dir in lib miggroup storage shmig ckpt restore cluster; do
 	ok "$dir/ includes only from itself and: ${ALLOWED[$dir]}" layered "$dir"
 done
+ok "no folder below cluster/ includes from it" sh -c "! grep -l '^#include \"\\(cluster\\|etcd\\|agent\\|migrate\\|sandbox\\|map\\)\\.h\"' \$(grep -L '^int main(' $OM_SRCDIR/lib/*.[ch] $OM_SRCDIR/miggroup/*.[ch] $OM_SRCDIR/storage/*.[ch] $OM_SRCDIR/shmig/*.[ch] $OM_SRCDIR/ckpt/*.[ch] $OM_SRCDIR/restore/*.[ch])"
 ok "the scratch directory lives in lib/ (om_workdir in lib/workdir.h)" grep -qs "om_workdir(" "$OM_SRCDIR/lib/workdir.h"
 
 done_testing

@@ -1,0 +1,112 @@
+/* omstat — the nodes of the cluster: address, state, load, memory, groups
+ * (what mosmon showed, for scripts and people). */
+#include "config.h"
+#include "cli.h"
+#include "cluster.h"
+#include "util.h"
+
+#include <getopt.h>
+
+static const char *prog = "omstat";
+
+static void usage(void)
+{
+	printf("Usage: %s [OPTION]...\n"
+	       "Show the nodes of the cluster: address, state (alive, dead, drained), load,\n"
+	       "CPUs, available and total memory, and the miggroups each one runs.\n\n"
+	       "  -j, --json         print JSON\n"
+	       "  -c, --config FILE  settings (default $OM_CONFIG or /etc/omtools/omtools.conf)\n"
+	       "  -h, --help         show this help\n"
+	       "  -V, --version      show the version\n\n"
+	       "Exit status: 0 ok, 2 usage, 7 no cluster configured or etcd unreachable.\n",
+	       prog);
+}
+
+static const char *state(const struct om_node_info *n)
+{
+	if (!n->alive)
+		return n->drained ? "dead,drained" : "dead";
+	return n->drained ? "drained" : "alive";
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+					     {"config", required_argument, NULL, 'c'},
+					     OM_CLI_COMMON_OPTIONS,
+					     {NULL, 0, NULL, 0}};
+	cleanup_om_error om_error_t err = NULL;
+	const char *config = NULL;
+	bool json = false;
+	struct om_config cfg;
+	struct om_cluster cl;
+	struct om_node_info *nodes = NULL;
+	size_t n = 0;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "jc:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		default:
+			return om_cli_common_option(c, prog, usage);
+		}
+	}
+	if (optind != argc)
+		return om_cli_usage_error(prog, "no arguments expected");
+	if (om_cli_config(config, NULL, NULL, &cfg, &err) < 0)
+		return om_cli_fail(prog, &err);
+	if (om_cluster_open(&cl, &cfg, false, &err) < 0 || om_cluster_nodes(&cl, &nodes, &n, &err) < 0) {
+		om_cluster_close(&cl);
+		om_config_release(&cfg);
+		return om_cli_fail(prog, &err);
+	}
+	if (json)
+		printf("[");
+	else
+		printf("%-6s %-16s %-12s %6s %4s %17s  %s\n", "NODE", "ADDRESS", "STATE", "LOAD", "CPUS", "MEM-AVAIL/TOTAL",
+		       "GROUPS");
+	for (size_t i = 0; i < n; i++) {
+		const Om__NodeStatus *s = nodes[i].status;
+		if (json) {
+			printf("%s{\"node\":\"%lu\",\"address\":", i ? "," : "", nodes[i].node->id);
+			om_json_string(stdout, nodes[i].node->addr);
+			printf(",\"alive\":%s,\"drained\":%s", nodes[i].alive ? "true" : "false",
+			       nodes[i].drained ? "true" : "false");
+			if (s) {
+				printf(",\"load1\":%.2f,\"cpus\":%u,\"mem_avail\":%llu,\"mem_total\":%llu,\"omd_pid\":%d,"
+				       "\"updated_ms\":%lld,\"groups\":[",
+				       s->load1, s->cpus, (unsigned long long)s->mem_avail,
+				       (unsigned long long)s->mem_total, s->omd_pid, (long long)s->updated_ms);
+				for (size_t j = 0; j < s->n_groups; j++)
+					printf("%s%llu", j ? "," : "", (unsigned long long)s->groups[j]);
+				printf("]");
+			}
+			printf("}");
+			continue;
+		}
+		if (s) {
+			char mem[40], groups[256] = "-";
+			size_t len = 0;
+			snprintf(mem, sizeof(mem), "%.1f/%.1fG", (double)s->mem_avail / (1 << 30),
+				 (double)s->mem_total / (1 << 30));
+			for (size_t j = 0; j < s->n_groups && len < sizeof(groups) - 24; j++)
+				len += (size_t)snprintf(groups + len, sizeof(groups) - len, "%s%llu", j ? "," : "",
+							(unsigned long long)s->groups[j]);
+			printf("%-6lu %-16s %-12s %6.2f %4u %17s  %s\n", nodes[i].node->id, nodes[i].node->addr,
+			       state(&nodes[i]), s->load1, s->cpus, mem, groups);
+		} else
+			printf("%-6lu %-16s %-12s %6s %4s %17s  %s\n", nodes[i].node->id, nodes[i].node->addr,
+			       state(&nodes[i]), "-", "-", "-", "-");
+	}
+	if (json)
+		printf("]\n");
+	om_cluster_nodes_free(nodes, n);
+	om_cluster_close(&cl);
+	om_config_release(&cfg);
+	return 0;
+}
