@@ -57,7 +57,7 @@ trap '_t91_cleanup; _cleanup' EXIT
 # a leftover of an earlier run that was killed
 _t91_cleanup
 
-plan 63
+plan 64
 
 # ---- usage ----
 check "omlab --help" "$OMLAB" --help
@@ -90,9 +90,19 @@ on 2 hostname
 is "$(out)" node2 "node 2's hostname is node2"
 
 # ---- PID namespace ----
+# node K hands out PIDs from K*(pid_max/(N+1)) on, as separate machines would
+STRIDE=$(($(cat /proc/sys/kernel/pid_max) / 4))
+in_range() { # in_range K : the PID in $OUT is one of node K's
+	local p
+	p=$(out)
+	[[ $p =~ ^[0-9]+$ ]] && [ "$p" -gt $(($1 * STRIDE)) ] && [ "$p" -lt $((($1 + 1) * STRIDE)) ] && return 0
+	diag "PID '$p' is not in node $1's range $(($1 * STRIDE))..$((($1 + 1) * STRIDE - 1))"
+	return 1
+}
 on 1 sh -c 'echo $$'
-small_pid() { [[ $(out) =~ ^[0-9]+$ ]] && [ "$(out)" -lt 1000 ]; }
-ok "a command on node 1 has a small PID ($(out))" small_pid
+ok "a command on node 1 has a PID of node 1's range ($(out))" in_range 1
+on 3 sh -c 'echo $$'
+ok "... one on node 3 one of node 3's ($(out))" in_range 3
 on 1 readlink /proc/self/ns/pid
 is "$(out)" "$(readlink "/proc/$H1/ns/pid")" "it is in the PID namespace of node 1's holder"
 on 2 cat /proc/1/cmdline
