@@ -164,7 +164,7 @@ ok "omrun -g $G -- sleep 1000 on node 1 (PID $P)" test "$RC" -eq 0 -a -n "$P"
 on 1 showgroup "$G"
 like "$(cat "$OUT")" "^$P with commandline sleep 1000 belongs to $G" "showgroup $G on node 1 lists it"
 host_member() { # host_member K : the host PID of the group's process on node K
-	cat "$CG2/node$1"/omtools/g"$G"/t*/cgroup.procs 2>/dev/null | head -n1
+	cat "$CG2/node$1/omtools/g$G"/t*/cgroup.procs 2>/dev/null | head -n1
 }
 HP=$(host_member 1)
 ok "its cgroup is under the node's subtree on the host ($CG2/node1/omtools/g$G)" test -n "$HP"
@@ -220,7 +220,7 @@ if [ -z "$omd_opt" ]; then
 	resumed() { lab resume 1 >/dev/null && wait_until_state S R; }
 	wait_until_state() {
 		local end=$((SECONDS + 5))
-		while [ $SECONDS -lt $end ]; do
+		while [ "$SECONDS" -lt "$end" ]; do
 			case $(omd_state) in "$1" | "$2") return 0 ;; esac
 			sleep 0.1
 		done
