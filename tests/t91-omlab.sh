@@ -57,7 +57,7 @@ trap '_t91_cleanup; _cleanup' EXIT
 # a leftover of an earlier run that was killed
 _t91_cleanup
 
-plan 64
+plan 66
 
 # ---- usage ----
 check "omlab --help" "$OMLAB" --help
@@ -200,8 +200,24 @@ ok "its cgroup is under node 2's subtree on the host" test -n "$HP2"
 is "$(readlink "/proc/$HP2/ns/pid" 2>/dev/null)" "$(readlink "/proc/$H2/ns/pid")" "it lives in node 2's PID namespace"
 
 # ---- power cut, restart ----
+# also a group of node 2 frozen in the v1 freezer (a frozen process cannot die there)
+FP=
+if have_backend v1; then
+	on 2 env OM_CGROUP=v1 omrun -g 9 -- sleep 1000
+	FP=$(head -n1 "$CG1/node2/omtools/g9/t$(out)/cgroup.procs" 2>/dev/null)
+	if [ -n "$FP" ]; then
+		echo FROZEN >"$CG1/node2/omtools/g9/t$(out)/freezer.state"
+		ok "a v1 group of node 2, frozen" test "$(cat "$CG1/node2/omtools/g9/t$(out)/freezer.state")" = FROZEN
+	else
+		fail "a v1 group of node 2, frozen"
+		diag_file "$ERR"
+	fi
+else
+	skip "a v1 group of node 2, frozen" "no v1 freezer"
+fi
 check "omlab kill 2" "$OMLAB" --name "$LAB" kill 2
-ok "node 2's holder and the group's process are dead" all_gone 10 "$H2" "$HP2"
+ok "node 2's holder and the group's processes are dead" all_gone 10 "$H2" "$HP2" ${FP:+"$FP"}
+ok "the cgroups below node 2 are gone" not test -e "$CG2/node2/omtools" -o -e "$CG1/node2/omtools"
 lab status --json >"$W/status.json" 2>&1
 if command -v jq >/dev/null 2>&1; then
 	is "$(jq -r '.nodes[1].alive, .nodes[0].alive, .etcd.state' "$W/status.json" | tr '\n' ' ')" "false true up " \
