@@ -57,7 +57,7 @@ trap '_t91_cleanup; _cleanup' EXIT
 # a leftover of an earlier run that was killed
 _t91_cleanup
 
-plan 66
+plan 67
 
 # ---- usage ----
 check "omlab --help" "$OMLAB" --help
@@ -107,6 +107,21 @@ on 1 readlink /proc/self/ns/pid
 is "$(out)" "$(readlink "/proc/$H1/ns/pid")" "it is in the PID namespace of node 1's holder"
 on 2 cat /proc/1/cmdline
 ok "PID 1 of node 2 is the holder" grep -q holder.sh "$OUT"
+wait_gone_bounded() {
+	local end=$((SECONDS + 5))
+	until no_zombie; do
+		[ "$SECONDS" -lt "$end" ] || { diag "PID $ORPHAN of node 1: $(cat "$OUT")"; return 1; }
+		sleep 0.2
+	done
+}
+# an orphan that exits later is reaped by the node's PID 1
+on 1 sh -c '(sleep 0.3; exit 0) >/dev/null 2>&1 & echo $!'
+ORPHAN=$(out)
+no_zombie() {
+	on 1 sh -c "test -e /proc/$ORPHAN || echo gone"
+	[ "$(out)" = gone ]
+}
+ok "an orphan of node 1 is reaped by its PID 1 (no zombie)" wait_gone_bounded
 on 1 cat /proc/self/cgroup
 ok "inside node 1 its cgroup is the root (cgroup namespace)" grep -qx '0::/' "$OUT"
 
