@@ -57,7 +57,7 @@ trap '_t91_cleanup; _cleanup' EXIT
 # a leftover of an earlier run that was killed
 _t91_cleanup
 
-plan 67
+plan 68
 
 # ---- usage ----
 check "omlab --help" "$OMLAB" --help
@@ -170,6 +170,12 @@ ectl 2 get /t91/probe
 ok "etcd refuses a client without a certificate" test "$RC" -ne 0
 ectl 2 --cert="$LABDIR/pki/intruder.crt" --key="$LABDIR/pki/intruder.key" get /t91/probe
 ok "etcd refuses the intruder's certificate (CN=node1, another CA)" test "$RC" -ne 0
+if [ -x "$OM_BUILDDIR/omstat" ] && [ -z "$omd_opt" ]; then
+	run env OM_CONFIG="$LABDIR/host.conf" "$OM_BUILDDIR/omstat"
+	like "$(cat "$OUT")" "^3 +$NET\.13 +alive" "omstat on the host with host.conf (admin certificate) sees the nodes"
+else
+	skip "omstat on the host with host.conf" "no omd/omstat in $OM_BUILDDIR"
+fi
 like "$LABDIR/node2/etc/omtools.conf" '^etcd = https://10\.77\.91\.1:23981$' "node 2's omtools.conf names the etcd"
 
 # ---- miggroups inside a node ----
