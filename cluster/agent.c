@@ -117,8 +117,17 @@ static int publish(struct agent *a, om_error_t *err)
 	groups = calloc(n + 1, sizeof(*groups));
 	if (groups == NULL)
 		return om_make_error(err, ENOMEM, "status");
-	for (size_t i = 0; i < n; i++)
-		groups[i] = ids[i];
+	for (size_t i = 0; i < n; i++) { /* the groups with processes: an empty leftover is no group */
+		struct om_group g;
+		om_error_t gerr = NULL;
+		if (om_group_load(&cg, ids[i], &g, &gerr) < 0) {
+			om_error_release(&gerr);
+			continue;
+		}
+		if (g.n_trees > 0)
+			groups[s.n_groups++] = ids[i];
+		om_group_release(&g);
+	}
 	if (om_etcd_get(a->c.etcd, kd, false, 1, &r, err) < 0)
 		return -1;
 	s.has_drained = true;
@@ -133,7 +142,6 @@ static int publish(struct agent *a, om_error_t *err)
 	s.cpus = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
 	s.has_mem_total = s.has_mem_avail = true;
 	meminfo(&s.mem_total, &s.mem_avail);
-	s.n_groups = n;
 	s.groups = groups;
 	s.has_omd_pid = true;
 	s.omd_pid = (int32_t)getpid();
@@ -455,6 +463,10 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 	ttl = o->cfg->lease_ttl > 0 ? o->cfg->lease_ttl : OM_DEFAULT_LEASE_TTL;
 	if (om_cluster_open(&a->c, o->cfg, true, err) < 0)
 		goto out_free;
+	if (om_sandbox_selftest(a->c.sb, err) < 0) { /* a parser that is not confined parses nothing */
+		om_error_wrap(err, "the sandbox of the parser");
+		goto out;
+	}
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		om_make_error(err, errno, "become the subreaper of restored groups");
 		goto out;
@@ -514,7 +526,8 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 					alog(a, "event=register-failed reason=%s", q(errmsg(werr), b, sizeof(b)));
 					om_error_release(&werr);
 				} else {
-					alog(a, "event=registered node=%s lease=%lld", a->c.self_id, (long long)a->lease);
+					alog(a, "event=registered node=%s lease=%lld", a->c.self_id,
+					     (long long)a->lease);
 					reconcile(a);
 				}
 			}

@@ -19,7 +19,7 @@ struct om_agent_opts {
 	const struct om_config *cfg;
 	void (*log)(void *arg, const char *line);
 	void *log_arg;
-	int signal_fd; /* signalfd of SIGTERM, SIGINT, SIGHUP and SIGCHLD (blocked by the caller) */
+	int signal_fd;	   /* signalfd of SIGTERM, SIGINT, SIGHUP and SIGCHLD (blocked by the caller) */
 	const char *fault; /* tests ($OM_FAULT, read by omd): see om_migrate_target; NULL: none */
 };
 

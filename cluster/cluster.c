@@ -52,7 +52,7 @@ int om_cluster_open(struct om_cluster *c, const struct om_config *cfg, bool need
 	map = cfg->map;
 	if (map == NULL)
 		map = access(OM_DEFAULT_MAP, F_OK) == 0 || access(OM_OPENMOSIX_MAP, F_OK) != 0 ? OM_DEFAULT_MAP
-											: OM_OPENMOSIX_MAP;
+											       : OM_OPENMOSIX_MAP;
 	if (om_map_load(map, &c->map, err) < 0) {
 		om_error_set_exit(err, OM_EXIT_CLUSTER);
 		return om_error_wrap(err, "cluster map");
@@ -246,7 +246,8 @@ int om_cluster_check_target(struct om_cluster *c, const struct om_map_node *t, o
 	if (drained)
 		return cluster_error(err, "node %s is drained%s", id, " (omdrain --undo opens it again)");
 	if (!alive)
-		return cluster_error(err, "node %s is dead: %s", id, "its omd holds no lease (not running, paused or cut off)");
+		return cluster_error(err, "node %s is dead: %s", id,
+				     "its omd holds no lease (not running, paused or cut off)");
 	return 0;
 }
 
@@ -310,8 +311,8 @@ int om_owner_claim(struct om_cluster *c, unsigned long g, om_error_t *err)
 	if (k == NULL || json == NULL)
 		return om_make_error(err, ENOMEM, "claim");
 	if (om_etcd_txn(c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_CREATE, .number = 0}, 1,
-			&(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)}, 1,
-			NULL, 0, &won, NULL, err) < 0)
+			&(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)},
+			1, NULL, 0, &won, NULL, err) < 0)
 		return -1;
 	if (won)
 		return 0;
@@ -356,9 +357,10 @@ int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__
 
 	if (k == NULL || json == NULL)
 		return om_make_error(err, ENOMEM, "move");
-	return om_etcd_txn(c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = rev}, 1,
-			   &(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)},
-			   1, NULL, 0, won, new_revision, err);
+	return om_etcd_txn(
+	    c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = rev}, 1,
+	    &(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)}, 1, NULL, 0,
+	    won, new_revision, err);
 }
 
 static int claim_or_release(const struct om_config *cfg, unsigned long g, bool claim, om_error_t *err)
@@ -478,8 +480,8 @@ int om_request_take(struct om_cluster *c, const char *id, om_error_t *err)
 		return om_make_error(err, ENOMEM, "request");
 	snprintf(v, sizeof(v), "%lld", (long long)om_wall_ms());
 	if (om_etcd_txn(c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_CREATE, .number = 0}, 1,
-			&(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = v, .value_len = strlen(v)}, 1, NULL,
-			0, &won, NULL, err) < 0)
+			&(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = v, .value_len = strlen(v)}, 1,
+			NULL, 0, &won, NULL, err) < 0)
 		return -1;
 	return won ? 1 : 0;
 }

@@ -14,10 +14,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define OM_REQ_ID_LEN 32	     /* hex digits of a request id */
-#define OM_REQ_MAX_AGE_MS 600000     /* a request older than this is refused (10 min) */
-#define OM_SEEN_KEEP_MS 3600000	     /* single-use marks are pruned after an hour */
-#define OM_CLUSTER_MAX_NODE_LEN 16   /* "16777215" */
+#define OM_REQ_ID_LEN 32	   /* hex digits of a request id */
+#define OM_REQ_MAX_AGE_MS 600000   /* a request older than this is refused (10 min) */
+#define OM_SEEN_KEEP_MS 3600000	   /* single-use marks are pruned after an hour */
+#define OM_CLUSTER_MAX_NODE_LEN 16 /* "16777215" */
 
 struct om_cluster {
 	const struct om_config *cfg;

@@ -22,7 +22,7 @@
 struct om_map_node {
 	unsigned long id;
 	char addr[256]; /* the node's address or host name, as in the map */
-	char **aliases;	 /* ALIAS addresses, NULL-terminated (may be NULL) */
+	char **aliases; /* ALIAS addresses, NULL-terminated (may be NULL) */
 	size_t n_aliases;
 };
 

@@ -99,7 +99,7 @@ static int handoff(void *arg, const struct om_ckpt_result *res, om_error_t *err)
 		cluster_fail(err);
 	else if (rep == NULL)
 		om_make_error(err, ETIMEDOUT, "node %s did not restore the group within %.0f s", h->req->to, timeout),
-			om_error_set_exit(err, OM_EXIT_CLUSTER);
+		    om_error_set_exit(err, OM_EXIT_CLUSTER);
 	else if (strcmp(rep->state, "running") == 0) {
 		h->downtime = om_now() - res->freeze_started;
 		free(rq.id);
@@ -181,6 +181,11 @@ int om_migrate_source(struct om_cluster *c, const Om__Request *req, int cancel_f
 	o.handoff_arg = &h;
 	if (om_checkpoint(&o, &res, err) < 0)
 		return -1;
+	{ /* the group has left: its empty cgroups go too */
+		om_error_t rerr = NULL;
+		if (om_group_reset(&cg, req->group, NULL, NULL, &rerr) < 0)
+			om_error_release(&rerr);
+	}
 	out->generation = res.generation;
 	out->downtime_s = h.downtime;
 	out->total_s = om_now() - t0;
@@ -204,8 +209,8 @@ static void fault_pause(const char *fault, const char *point)
 	om_sleep_ms((long)secs * 1000);
 }
 
-int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_fd, const char *fault,
-		      size_t *n_trees, om_error_t *err)
+int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_fd, const char *fault, size_t *n_trees,
+		      om_error_t *err)
 {
 	cleanup_msg Om__GroupOwner *owner = NULL;
 	struct om_restore_opts ro = {0};
@@ -244,7 +249,8 @@ int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_f
 	if (om_group_freeze(&g, 10, cancel_fd, err) < 0)
 		goto kill;
 	fault_pause(fault, "target-before-commit");
-	if (om_owner_move(c, req->group, req->owner_revision, owner, c->self_id, req->generation, &won, NULL, err) < 0) {
+	if (om_owner_move(c, req->group, req->owner_revision, owner, c->self_id, req->generation, &won, NULL, err) <
+	    0) {
 		cluster_fail(err);
 		goto kill;
 	}
@@ -258,7 +264,7 @@ int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_f
 		goto out;
 	ret = 0;
 	goto out;
-kill: {
+kill : {
 	om_error_t kerr = NULL;
 	if (om_group_kill(&g, &kerr) < 0)
 		om_error_release(&kerr);

@@ -33,7 +33,7 @@ int om_migrate_source(struct om_cluster *c, const Om__Request *req, int cancel_f
  * trees. fault (tests, NULL: none): "target-before-restore:S" or
  * "target-before-commit:S" sleep S seconds (max 120) at that point (with the
  * group restored and frozen, for the latter), so that a test can kill omd there. */
-int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_fd, const char *fault,
-		      size_t *n_trees, om_error_t *err);
+int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_fd, const char *fault, size_t *n_trees,
+		      om_error_t *err);
 
 #endif

@@ -125,7 +125,8 @@ int main(int argc, char **argv)
 		if (r.n == 0) {
 			om_etcd_range_release(&r);
 			om_make_error(&err, OM_ECLUSTER,
-				      "node %s, where miggroup %lu runs, is dead: its omd holds no lease", owner->node, g);
+				      "node %s, where miggroup %lu runs, is dead: its omd holds no lease", owner->node,
+				      g);
 			om_error_set_exit(&err, OM_EXIT_CLUSTER);
 			goto fail;
 		}

@@ -155,8 +155,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < r.n; i++) {
 		ProtobufCMessage *m = NULL;
 		Om__GroupOwner *o;
-		if (om_sandbox_parse(cl.sb, &om__group_owner__descriptor, r.kvs[i].value, r.kvs[i].value_len, &m, &err) <
-		    0) {
+		if (om_sandbox_parse(cl.sb, &om__group_owner__descriptor, r.kvs[i].value, r.kvs[i].value_len, &m,
+				     &err) < 0) {
 			om_error_wrap(&err, "etcd key %s", r.kvs[i].key);
 			goto fail;
 		}

@@ -68,8 +68,8 @@ int main(int argc, char **argv)
 	if (json)
 		printf("[");
 	else
-		printf("%-6s %-16s %-12s %6s %4s %17s  %s\n", "NODE", "ADDRESS", "STATE", "LOAD", "CPUS", "MEM-AVAIL/TOTAL",
-		       "GROUPS");
+		printf("%-6s %-16s %-12s %6s %4s %17s  %s\n", "NODE", "ADDRESS", "STATE", "LOAD", "CPUS",
+		       "MEM-AVAIL/TOTAL", "GROUPS");
 	for (size_t i = 0; i < n; i++) {
 		const Om__NodeStatus *s = nodes[i].status;
 		if (json) {
@@ -78,10 +78,11 @@ int main(int argc, char **argv)
 			printf(",\"alive\":%s,\"drained\":%s", nodes[i].alive ? "true" : "false",
 			       nodes[i].drained ? "true" : "false");
 			if (s) {
-				printf(",\"load1\":%.2f,\"cpus\":%u,\"mem_avail\":%llu,\"mem_total\":%llu,\"omd_pid\":%d,"
-				       "\"updated_ms\":%lld,\"groups\":[",
-				       s->load1, s->cpus, (unsigned long long)s->mem_avail,
-				       (unsigned long long)s->mem_total, s->omd_pid, (long long)s->updated_ms);
+				printf(
+				    ",\"load1\":%.2f,\"cpus\":%u,\"mem_avail\":%llu,\"mem_total\":%llu,\"omd_pid\":%d,"
+				    "\"updated_ms\":%lld,\"groups\":[",
+				    s->load1, s->cpus, (unsigned long long)s->mem_avail,
+				    (unsigned long long)s->mem_total, s->omd_pid, (long long)s->updated_ms);
 				for (size_t j = 0; j < s->n_groups; j++)
 					printf("%s%llu", j ? "," : "", (unsigned long long)s->groups[j]);
 				printf("]");

@@ -41,14 +41,14 @@ int om_config_set(struct om_config *cfg, const char *key, const char *value, om_
 		const char *key;
 		size_t off;
 	} strs[] = {
-		{"store", offsetof(struct om_config, store)},
-		{"node", offsetof(struct om_config, node)},
-		{"map", offsetof(struct om_config, map)},
-		{"etcd", offsetof(struct om_config, etcd)},
-		{"etcd_ca", offsetof(struct om_config, etcd_ca)},
-		{"etcd_cert", offsetof(struct om_config, etcd_cert)},
-		{"etcd_key", offsetof(struct om_config, etcd_key)},
-		{"etcd_prefix", offsetof(struct om_config, etcd_prefix)},
+	    {"store", offsetof(struct om_config, store)},
+	    {"node", offsetof(struct om_config, node)},
+	    {"map", offsetof(struct om_config, map)},
+	    {"etcd", offsetof(struct om_config, etcd)},
+	    {"etcd_ca", offsetof(struct om_config, etcd_ca)},
+	    {"etcd_cert", offsetof(struct om_config, etcd_cert)},
+	    {"etcd_key", offsetof(struct om_config, etcd_key)},
+	    {"etcd_prefix", offsetof(struct om_config, etcd_prefix)},
 	};
 	unsigned long n;
 
