@@ -784,10 +784,11 @@ static int watch_lines(struct watch *w, struct body *b, bool all, om_error_t *er
 			return -1;
 		done = nl ? end + 1 : end;
 	}
+	if (b->data == NULL) /* nothing came yet */
+		return 0;
 	memmove(b->data, b->data + done, b->len - done);
 	b->len -= done;
-	if (b->data)
-		b->data[b->len] = '\0';
+	b->data[b->len] = '\0';
 	return 0;
 }
 
