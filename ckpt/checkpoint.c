@@ -705,9 +705,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		goto out;
 
 	/* the store must take the generation before anything is frozen */
-	store_path = om_store_resolve_path(o->store);
-	if (store_path == NULL) {
-		om_make_error(err, ENOMEM, "resolve store");
+	if (om_store_resolve_path(o->store, &store_path, err) < 0) {
+		om_error_set_exit(err, OM_EXIT_STORE);
 		goto out;
 	}
 	if (om_store_open(&st, store_path, true, err) < 0) {

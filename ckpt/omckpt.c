@@ -47,7 +47,7 @@ static int check_node(void *arg, int cancel_fd, om_error_t *err)
 	struct om_probe_report rep;
 	struct om_cg cg;
 	struct om_store st = {.path = NULL, .fd = -1};
-	cleanup_free char *path = om_store_resolve_path(a->o->store);
+	cleanup_free char *path = NULL;
 	int probe = om_probe_criu(om_workdir(a->o->workdir), cancel_fd, &rep, err);
 
 	if (a->json) {
@@ -83,8 +83,8 @@ static int check_node(void *arg, int cancel_fd, om_error_t *err)
 	}
 	if (om_cg_init(&cg, err) < 0)
 		goto fail;
-	if (path == NULL) {
-		om_make_error(err, ENOMEM, "resolve store");
+	if (om_store_resolve_path(a->o->store, &path, err) < 0) {
+		om_error_set_exit(err, OM_EXIT_STORE);
 		goto fail;
 	}
 	if (om_store_open(&st, path, true, err) < 0) {

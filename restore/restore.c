@@ -284,9 +284,8 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	if (om_criu_version(&(struct om_bound){.timeout_s = OM_CRIU_QUERY_TIMEOUT, .cancel_fd = o->cancel_fd}, criu_ver,
 			    sizeof(criu_ver), err) < 0)
 		return -1;
-	store_path = om_store_resolve_path(o->store);
-	if (store_path == NULL)
-		return om_make_error(err, ENOMEM, "resolve store");
+	if (om_store_resolve_path(o->store, &store_path, err) < 0)
+		return om_error_set_exit(err, OM_EXIT_STORE);
 	if (om_cg_init(&c.cg, err) < 0)
 		return -1;
 	if (o->group

@@ -2,6 +2,7 @@
 #include "store.h"
 #include "compress.h"
 #include "bounded.h"
+#include "settings.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -18,71 +19,27 @@
 
 /* ---- store path resolution ---- */
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
-/* The value of the last `store = DIR` line of the config file, or NULL. */
-static char *config_store_path(void)
-{
-	const char *cfg = getenv("OM_CONFIG");
-	cleanup_fclose FILE *f = NULL;
-	cleanup_free char *line = NULL;
-	size_t cap = 0;
-	char *found = NULL;
-
-	if (cfg == NULL || *cfg == '\0')
-		cfg = OM_CONFIG_FILE;
-	f = fopen(cfg, "re");
-	if (f == NULL)
-		return NULL;
-	while (getline(&line, &cap, f) >= 0) {
-		char *key, *val, *eq;
-		size_t vlen;
-
-		line[strcspn(line, "#")] = '\0';
-		eq = strchr(line, '=');
-		if (eq == NULL)
-			continue;
-		*eq = '\0';
-		key = trim(line);
-		val = trim(eq + 1);
-		if (strcmp(key, "store") != 0)
-			continue;
-		vlen = strlen(val);
-		if (vlen >= 2 && (val[0] == '"' || val[0] == '\'') && val[vlen - 1] == val[0]) {
-			val[vlen - 1] = '\0';
-			val++;
-		}
-		if (*val == '\0')
-			continue;
-		free(found);
-		found = strdup(val);
-	}
-	return found;
-}
-
-char *om_store_resolve_path(const char *explicit_path)
+int om_store_resolve_path(const char *explicit_path, char **out, om_error_t *err)
 {
 	const char *env = getenv("OM_STORE");
-	char *cfg;
+	const char *cfg = getenv("OM_CONFIG");
+	struct om_config c;
 
+	*out = NULL;
 	if (explicit_path && *explicit_path)
-		return strdup(explicit_path);
-	if (env && *env)
-		return strdup(env);
-	cfg = config_store_path();
-	if (cfg)
-		return cfg;
-	return strdup(OM_DEFAULT_STORE);
+		*out = strdup(explicit_path);
+	else if (env && *env)
+		*out = strdup(env);
+	else {
+		/* `store = DIR` of the settings (lib/settings.h): a file that does
+		 * not parse is an error, not a silent default */
+		if (om_config_load(cfg && *cfg ? cfg : OM_CONFIG_FILE, &c, err) < 0)
+			return om_error_wrap(err, "which store");
+		*out = c.store ? c.store : strdup(OM_DEFAULT_STORE);
+		c.store = NULL;
+		om_config_release(&c);
+	}
+	return *out ? 0 : om_make_error(err, ENOMEM, "resolve store");
 }
 
 static char *safe_node_name(void);
@@ -100,9 +57,9 @@ int om_store_open(struct om_store *st, const char *path, bool for_write, om_erro
 	st->fd = -1;
 	st->cancel_fd = 0; /* no cancel unless the caller sets one */
 	if (path == NULL || *path == '\0') {
-		path = resolved = om_store_resolve_path(NULL);
-		if (resolved == NULL)
-			return om_make_error(err, ENOMEM, "open store");
+		if (om_store_resolve_path(NULL, &resolved, err) < 0)
+			return -1;
+		path = resolved;
 	}
 	if (for_write && om_mkdir_p(path, 0700, err) < 0)
 		return om_error_wrap(err, "create store `%s`", path);

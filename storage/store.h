@@ -56,8 +56,9 @@ struct om_store {
 };
 
 /* Which store path to use: explicit (may be NULL) > $OM_STORE > `store = DIR`
- * in $OM_CONFIG or /etc/omtools/omtools.conf > OM_DEFAULT_STORE. Returns a malloc'd string. */
-char *om_store_resolve_path(const char *explicit_path);
+ * in $OM_CONFIG or /etc/omtools/omtools.conf > OM_DEFAULT_STORE, in *out
+ * (malloc'd). A settings file that does not parse is an error naming its line. */
+int om_store_resolve_path(const char *explicit_path, char **out, om_error_t *err);
 
 /* Open (and with create, mkdir -p) the store. for_write checks it is writable. */
 int om_store_open(struct om_store *st, const char *path, bool for_write, om_error_t *err);

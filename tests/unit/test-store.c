@@ -1391,27 +1391,37 @@ static void test_resolve(void)
 	cleanup_free char *missing = path_in("no-such.conf");
 	static const char text[] = "# omtools configuration\n"
 				   "\n"
-				   "  other = 1\n"
-				   "storex = /nope\n"
+				   "  keep = 1\n"
+				   "store = /nope\n"
 				   "   store   =   /srv/om store   # the shared store\n";
+	static const char bad[] = "store = /srv\nstorex = /nope\n";
+	cleanup_free char *badconf = path_in("bad.conf");
 	char *p;
 
 	write_file(conf, text, sizeof(text) - 1);
 	setenv("OM_CONFIG", conf, 1);
 	setenv("OM_STORE", "/from/env", 1);
-	p = om_store_resolve_path("/explicit");
-	ok(p && !strcmp(p, "/explicit"), "resolve: an explicit path wins");
+	om_error_t err = NULL;
+	p = NULL;
+	ok(om_store_resolve_path("/explicit", &p, &err) == 0 && p && !strcmp(p, "/explicit"),
+	   "resolve: an explicit path wins");
 	free(p);
-	p = om_store_resolve_path(NULL);
-	ok(p && !strcmp(p, "/from/env"), "resolve: then $OM_STORE");
+	ok(om_store_resolve_path(NULL, &p, &err) == 0 && p && !strcmp(p, "/from/env"), "resolve: then $OM_STORE");
 	free(p);
 	unsetenv("OM_STORE");
-	p = om_store_resolve_path(NULL);
-	ok(p && !strcmp(p, "/srv/om store"), "resolve: then `store =` in $OM_CONFIG (got %s)", p ? p : "NULL");
+	ok(om_store_resolve_path(NULL, &p, &err) == 0 && p && !strcmp(p, "/srv/om store"),
+	   "resolve: then `store =` in $OM_CONFIG, the last one (got %s)", p ? p : "NULL");
 	free(p);
+	write_file(badconf, bad, sizeof(bad) - 1);
+	setenv("OM_CONFIG", badconf, 1);
+	ok(om_store_resolve_path(NULL, &p, &err) < 0 && p == NULL && err && strstr(err->msg, "bad.conf:2") &&
+	       strstr(err->msg, "storex"),
+	   "resolve: a settings file with an unknown key is an error naming its line (%s)",
+	   err && err->msg ? err->msg : "none");
+	om_error_release(&err);
 	setenv("OM_CONFIG", missing, 1);
-	p = om_store_resolve_path(NULL);
-	ok(p && !strcmp(p, OM_DEFAULT_STORE), "resolve: then %s", OM_DEFAULT_STORE);
+	ok(om_store_resolve_path(NULL, &p, &err) == 0 && p && !strcmp(p, OM_DEFAULT_STORE), "resolve: then %s",
+	   OM_DEFAULT_STORE);
 	free(p);
 	unsetenv("OM_CONFIG");
 }
