@@ -429,6 +429,27 @@ static void prune_seen(struct agent *a)
 			drop_request(a, r.kvs[i].key);
 	}
 	om_etcd_range_release(&r);
+	/* replies this node wrote that nobody came for (a requester that died) */
+	free(pfx);
+	pfx = om_cluster_key(&a->c, "reply/");
+	if (pfx == NULL || om_etcd_get(a->c.etcd, pfx, true, 0, &r, &err) < 0) {
+		om_error_release(&err);
+		return;
+	}
+	for (size_t i = 0; i < r.n; i++) {
+		ProtobufCMessage *m = NULL;
+		const Om__Reply *rep;
+		if (om_sandbox_parse(a->c.sb, &om__reply__descriptor, r.kvs[i].value, r.kvs[i].value_len, &m, &err) <
+		    0) {
+			om_error_release(&err);
+			continue;
+		}
+		rep = (const Om__Reply *)m;
+		if (strcmp(rep->node, a->c.self_id) == 0 && now - rep->updated_ms > OM_SEEN_KEEP_MS)
+			drop_request(a, r.kvs[i].key);
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	om_etcd_range_release(&r);
 }
 
 static int register_node(struct agent *a, om_error_t *err)

@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,22 @@ static void free_msg(void *p)
 	*m = NULL;
 }
 #define cleanup_msg __attribute__((cleanup(free_msg)))
+
+/* Delete a key of ours (best effort: what stays is pruned by omd later). */
+__attribute__((format(printf, 2, 3))) static void drop_key(struct om_cluster *c, const char *fmt, ...)
+{
+	char rest[256];
+	cleanup_free char *k = NULL;
+	om_error_t err = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rest, sizeof(rest), fmt, ap);
+	va_end(ap);
+	k = om_cluster_key(c, "%s", rest);
+	if (k && om_etcd_delete(c->etcd, k, false, NULL, &err) < 0)
+		om_error_release(&err);
+}
 
 struct handoff {
 	struct om_cluster *c;
@@ -79,6 +96,7 @@ static int handoff(void *arg, const struct om_ckpt_result *res, om_error_t *err)
 	cleanup_msg Om__Reply *rep = NULL;
 	double timeout = h->req->has_timeout_s ? h->req->timeout_s : OM_MIGRATE_DEFAULT_TIMEOUT;
 	cleanup_free char *rkey = NULL;
+	int wrc;
 
 	rq.op = "restore";
 	rq.has_group = true;
@@ -95,7 +113,10 @@ static int handoff(void *arg, const struct om_ckpt_result *res, om_error_t *err)
 		return om_error_wrap(err, "ask node %s to restore", h->req->to);
 	}
 	rkey = om_cluster_key(h->c, "req/%s/%s", h->req->to, rq.id);
-	if (om_reply_wait(h->c, rq.id, h->req->to, timeout, h->cancel_fd, &rep, err) < 0)
+	wrc = om_reply_wait(h->c, rq.id, h->req->to, timeout, h->cancel_fd, &rep, err);
+	if (wrc == 0 && rep)
+		drop_key(h->c, "reply/%s", rq.id); /* read: nobody else wants it */
+	if (wrc < 0)
 		cluster_fail(err);
 	else if (rep == NULL)
 		om_make_error(err, ETIMEDOUT, "node %s did not restore the group within %.0f s", h->req->to, timeout),
@@ -108,11 +129,8 @@ static int handoff(void *arg, const struct om_ckpt_result *res, om_error_t *err)
 		om_make_error(err, OM_ECLUSTER, "node %s: %s", h->req->to, rep->error ? rep->error : rep->state);
 		om_error_set_exit(err, rep->has_exit_code && rep->exit_code > 0 ? rep->exit_code : OM_EXIT_CLUSTER);
 	}
-	if (rkey) { /* never picked up: it must not run later */
-		om_error_t tmp = NULL;
-		if (om_etcd_delete(h->c->etcd, rkey, false, NULL, &tmp) < 0)
-			om_error_release(&tmp);
-	}
+	if (rkey) /* never picked up: it must not run later */
+		drop_key(h->c, "req/%s/%s", h->req->to, rq.id);
 	free(rq.id);
 	if (fence(h, err) == 0) {
 		h->downtime = om_now() - res->freeze_started;

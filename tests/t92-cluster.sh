@@ -104,6 +104,14 @@ owner_group() {
 	for g in 11 12 13 14; do owned_by "$g" "$1" && { echo "$g"; return 0; }; done
 	return 1
 }
+# no_keys_under PREFIX... : etcd has no key under any PREFIX
+no_keys_under() {
+	local p left
+	for p in "$@"; do
+		left=$(ectl get --prefix --keys-only "$p" | tr -s '\n' ' ')
+		[ -z "${left// /}" ] || { diag "left in etcd: $left"; return 1; }
+	done
+}
 all_alive() { alive_node 1 && alive_node 2 && alive_node 3; }
 key_absent() { ! ectl get --keys-only "$1" | grep -q .; }
 not_on() { ! "$OMLAB" "${LAB[@]}" exec "$1" -- test -e "/proc/$2"; }
@@ -209,6 +217,7 @@ ok "migrategroup 1 home (from node 2) exits 0" test "$RC" -eq 0 || diag_file "$E
 ok "w1 restored once more and counts on" continued_restored "$S"
 ok "w1 lives in node 1's namespaces again" lives_on 1 "$W1" worker
 ok "the server answers at home (hits=3, same boot)" hits_continue 1 "$BOOT" 3
+ok "nothing of the two migrations is left in etcd (requests, replies)" no_keys_under /omtools/req/ /omtools/reply/
 
 # -------------------------------------------- refused before the freeze ----
 on 1 omdrain 3
