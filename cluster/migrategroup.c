@@ -21,9 +21,7 @@ static void usage(void)
 	       "  -t, --timeout S    give up waiting after S seconds (default 300)\n"
 	       "      --tcp-established  carry established TCP connections\n"
 	       "  -j, --json         print the result as JSON\n"
-	       "  -q, --quiet        print nothing on success\n"
-	       "  -c, --config FILE  settings (default $OM_CONFIG or /etc/omtools/omtools.conf)\n"
-	       "  -n, --node ID      this node's id (default `node =`, else by address)\n"
+	       "  -q, --quiet        print nothing on success\n" OM_CLI_CLUSTER_HELP
 	       "  -h, --help         show this help\n"
 	       "  -V, --version      show the version\n\n"
 	       "Exit status: 0 moved, 2 usage, 3 unknown group, 4 store, 5 CRIU failed (the\n"
@@ -44,12 +42,11 @@ int main(int argc, char **argv)
 					     {"tcp-established", no_argument, NULL, OPT_TCP},
 					     {"json", no_argument, NULL, 'j'},
 					     {"quiet", no_argument, NULL, 'q'},
-					     {"config", required_argument, NULL, 'c'},
-					     {"node", required_argument, NULL, 'n'},
+					     OM_CLI_CLUSTER_OPTIONS,
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
-	const char *config = NULL, *node = NULL;
+	struct om_cli_cluster co = {0};
 	double timeout = 300;
 	bool json = false, quiet = false, tcp = false;
 	struct om_config cfg;
@@ -63,7 +60,7 @@ int main(int argc, char **argv)
 	unsigned long g;
 	int c, rc = OM_EXIT_FAILURE;
 
-	while ((c = getopt_long(argc, argv, "t:jqc:n:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:jqc:n:m:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (om_cli_seconds(optarg, 86400, &timeout) < 0)
@@ -78,13 +75,9 @@ int main(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
-		case 'c':
-			config = optarg;
-			break;
-		case 'n':
-			node = optarg;
-			break;
 		default:
+			if (om_cli_cluster_option(c, optarg, &co))
+				break;
 			return om_cli_common_option(c, prog, usage);
 		}
 	}
@@ -92,7 +85,7 @@ int main(int argc, char **argv)
 		return om_cli_usage_error(prog, "expected a miggroup G and a node (an id, an address or `home`)");
 	if (om_group_parse_id(argv[optind], false, &g, &err) < 0)
 		return om_cli_fail(prog, &err);
-	if (om_cli_config(config, node, NULL, &cfg, &err) < 0)
+	if (om_cli_config(co.config, co.node, co.map, &cfg, &err) < 0)
 		return om_cli_fail(prog, &err);
 	if (om_cluster_open(&cl, &cfg, true, &err) < 0) {
 		om_config_release(&cfg);

@@ -21,10 +21,7 @@ static void usage(void)
 	       "The omtools node agent: registers this node in etcd under a lease, publishes\n"
 	       "its load, memory and groups, and runs the checkpoints and restores that other\n"
 	       "nodes ask of it (migrategroup, omdrain). One per node.\n\n"
-	       "  -f, --foreground   stay in the foreground, log to stderr (systemd, tests)\n"
-	       "  -c, --config FILE  settings (default $OM_CONFIG or /etc/omtools/omtools.conf)\n"
-	       "  -n, --node ID      this node's id in the map (default `node =`, else by address)\n"
-	       "  -m, --map FILE     the cluster map (default `map =`, /etc/omtools/cluster.map)\n"
+	       "  -f, --foreground   stay in the foreground, log to stderr (systemd, tests)\n" OM_CLI_CLUSTER_HELP
 	       "  -l, --log FILE     append the log here (default: stderr in the foreground,\n"
 	       "                     /var/log/omd.log otherwise)\n"
 	       "      --check-map FILE  check a cluster map and exit (2 and FILE:LINE when bad)\n"
@@ -66,15 +63,14 @@ int main(int argc, char **argv)
 {
 	enum { OPT_CHECK_MAP = 256 };
 	static const struct option opts[] = {{"foreground", no_argument, NULL, 'f'},
-					     {"config", required_argument, NULL, 'c'},
-					     {"node", required_argument, NULL, 'n'},
-					     {"map", required_argument, NULL, 'm'},
+					     OM_CLI_CLUSTER_OPTIONS,
 					     {"log", required_argument, NULL, 'l'},
 					     {"check-map", required_argument, NULL, OPT_CHECK_MAP},
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
-	const char *config = NULL, *node = NULL, *map = NULL, *logfile = NULL;
+	const char *logfile = NULL;
+	struct om_cli_cluster co = {0};
 	bool foreground = false;
 	struct om_config cfg;
 	struct om_agent_opts ao = {0};
@@ -87,27 +83,20 @@ int main(int argc, char **argv)
 		case 'f':
 			foreground = true;
 			break;
-		case 'c':
-			config = optarg;
-			break;
-		case 'n':
-			node = optarg;
-			break;
-		case 'm':
-			map = optarg;
-			break;
 		case 'l':
 			logfile = optarg;
 			break;
 		case OPT_CHECK_MAP:
 			return check_map(optarg);
 		default:
+			if (om_cli_cluster_option(c, optarg, &co))
+				break;
 			return om_cli_common_option(c, prog, usage);
 		}
 	}
 	if (optind != argc)
 		return om_cli_usage_error(prog, "no arguments expected");
-	if (om_cli_config(config, node, map, &cfg, &err) < 0)
+	if (om_cli_config(co.config, co.node, co.map, &cfg, &err) < 0)
 		return om_cli_fail(prog, &err);
 	if (!foreground && logfile == NULL)
 		logfile = "/var/log/omd.log";

@@ -22,9 +22,7 @@ static void usage(void)
 	       "  -p, --parallel N   move at most N groups at once (default 2)\n"
 	       "  -t, --timeout S    give up on one group after S seconds (default 300)\n"
 	       "  -u, --undo         open NODE again\n"
-	       "  -j, --json         print the result as JSON\n"
-	       "  -c, --config FILE  settings (default $OM_CONFIG or /etc/omtools/omtools.conf)\n"
-	       "  -n, --node ID      this node's id (default `node =`, else by address)\n"
+	       "  -j, --json         print the result as JSON\n" OM_CLI_CLUSTER_HELP
 	       "  -h, --help         show this help\n"
 	       "  -V, --version      show the version\n\n"
 	       "Exit status: 0 every group moved (or none was there), 2 usage, 7 some groups\n"
@@ -72,12 +70,11 @@ int main(int argc, char **argv)
 					     {"timeout", required_argument, NULL, 't'},
 					     {"undo", no_argument, NULL, 'u'},
 					     {"json", no_argument, NULL, 'j'},
-					     {"config", required_argument, NULL, 'c'},
-					     {"node", required_argument, NULL, 'n'},
+					     OM_CLI_CLUSTER_OPTIONS,
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
-	const char *config = NULL, *node = NULL;
+	struct om_cli_cluster co = {0};
 	unsigned long parallel = 2;
 	double timeout = 300, t0 = om_now();
 	bool undo = false, json = false;
@@ -93,7 +90,7 @@ int main(int argc, char **argv)
 	struct om_etcd_range r = {0};
 	int c, rc = OM_EXIT_FAILURE;
 
-	while ((c = getopt_long(argc, argv, "p:t:ujc:n:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:t:ujc:n:m:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (om_parse_uint(optarg, 64, &parallel) < 0 || parallel == 0)
@@ -109,19 +106,15 @@ int main(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
-		case 'c':
-			config = optarg;
-			break;
-		case 'n':
-			node = optarg;
-			break;
 		default:
+			if (om_cli_cluster_option(c, optarg, &co))
+				break;
 			return om_cli_common_option(c, prog, usage);
 		}
 	}
 	if (argc - optind != 1)
 		return om_cli_usage_error(prog, "expected one NODE");
-	if (om_cli_config(config, node, NULL, &cfg, &err) < 0)
+	if (om_cli_config(co.config, co.node, co.map, &cfg, &err) < 0)
 		return om_cli_fail(prog, &err);
 	if (om_cluster_open(&cl, &cfg, true, &err) < 0) {
 		om_config_release(&cfg);

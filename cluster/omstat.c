@@ -14,9 +14,7 @@ static void usage(void)
 	printf("Usage: %s [OPTION]...\n"
 	       "Show the nodes of the cluster: address, state (alive, dead, drained), load,\n"
 	       "CPUs, available and total memory, and the miggroups each one runs.\n\n"
-	       "  -j, --json         print JSON\n"
-	       "  -c, --config FILE  settings (default $OM_CONFIG or /etc/omtools/omtools.conf)\n"
-	       "  -h, --help         show this help\n"
+	       "  -j, --json         print JSON\n" OM_CLI_CLUSTER_HELP "  -h, --help         show this help\n"
 	       "  -V, --version      show the version\n\n"
 	       "Exit status: 0 ok, 2 usage, 7 no cluster configured or etcd unreachable.\n",
 	       prog);
@@ -31,12 +29,10 @@ static const char *state(const struct om_node_info *n)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-					     {"config", required_argument, NULL, 'c'},
-					     OM_CLI_COMMON_OPTIONS,
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'}, OM_CLI_CLUSTER_OPTIONS, OM_CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
-	const char *config = NULL;
+	struct om_cli_cluster co = {0};
 	bool json = false;
 	struct om_config cfg;
 	struct om_cluster cl;
@@ -44,21 +40,20 @@ int main(int argc, char **argv)
 	size_t n = 0;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "jc:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jc:n:m:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
 			break;
-		case 'c':
-			config = optarg;
-			break;
 		default:
+			if (om_cli_cluster_option(c, optarg, &co))
+				break;
 			return om_cli_common_option(c, prog, usage);
 		}
 	}
 	if (optind != argc)
 		return om_cli_usage_error(prog, "no arguments expected");
-	if (om_cli_config(config, NULL, NULL, &cfg, &err) < 0)
+	if (om_cli_config(co.config, co.node, co.map, &cfg, &err) < 0)
 		return om_cli_fail(prog, &err);
 	if (om_cluster_open(&cl, &cfg, false, &err) < 0 || om_cluster_nodes(&cl, &nodes, &n, &err) < 0) {
 		om_cluster_close(&cl);

@@ -7,6 +7,7 @@
 #include "settings.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,40 @@ static inline int om_cli_run_held(const char *prog, int (*fn)(void *arg, int can
 	if (sfd >= 0)
 		close(sfd);
 	return rc;
+}
+
+/* The options of the commands that read the cluster's settings:
+ * -c/--config FILE, -n/--node ID, -m/--map FILE ("c:n:m:" in the short options). */
+#define OM_CLI_CLUSTER_OPTIONS                                                                                         \
+	{"config", required_argument, NULL, 'c'}, {"node", required_argument, NULL, 'n'},                              \
+	{                                                                                                              \
+		"map", required_argument, NULL, 'm'                                                                    \
+	}
+#define OM_CLI_CLUSTER_HELP                                                                                            \
+	"  -c, --config FILE  settings (default $OM_CONFIG or /etc/omtools/omtools.conf)\n"                            \
+	"  -n, --node ID      this node's id in the map (default $OM_NODE, `node =`, else\n"                           \
+	"                     the node whose address this host has)\n"                                                 \
+	"  -m, --map FILE     the cluster map (default $OM_MAP, `map =`, /etc/omtools/cluster.map,\n"                  \
+	"                     /etc/openmosix.map)\n"
+struct om_cli_cluster {
+	const char *config, *node, *map;
+};
+/* One of OM_CLI_CLUSTER_OPTIONS? (then it is taken) */
+static inline bool om_cli_cluster_option(int c, const char *arg, struct om_cli_cluster *o)
+{
+	switch (c) {
+	case 'c':
+		o->config = arg;
+		return true;
+	case 'n':
+		o->node = arg;
+		return true;
+	case 'm':
+		o->map = arg;
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* A number of seconds from the command line (0 < S <= max). */

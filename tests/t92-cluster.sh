@@ -178,6 +178,10 @@ ok "omd --check-map: a cut line is refused at line 3" sh -c "[ $RC -eq 2 ] && gr
 printf '1 10.1.0.1 3\n2 10.1.0.50 ALIAS\n' >"$W/good.map"
 run omd --check-map "$W/good.map"
 ok "omd --check-map: a good map with a range and an alias (3 nodes)" sh -c "[ $RC -eq 0 ] && grep -q '3 nodes' '$OUT'"
+on 1 migrategroup --map "$W/short.map" 1 2
+ok "migrategroup --map: a bad map is refused at its line (exit 7)" sh -c "[ $RC -eq 7 ] && grep -q 'short.map:3' '$ERR'"
+on 1 env OM_MAP="$W/good.map" omstat
+ok "\$OM_MAP names the map omstat reads (its nodes at 10.1.0.x)" grep -q '^1 *10\.1\.0\.1 ' "$OUT"
 run env OM_CONFIG="$W/none.conf" migrategroup 1 2
 ok "without etcd configured, migrategroup says it needs \`etcd =\` (exit 7)" sh -c "[ $RC -eq 7 ] && grep -q 'etcd =' '$ERR'"
 
