@@ -86,8 +86,8 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (s) {
-			char mem[40], groups[256] = "-";
-			size_t len = 0;
+			char mem[40], groups[256] = "0";
+			size_t len = s->n_groups ? (size_t)snprintf(groups, sizeof(groups), "%zu: ", s->n_groups) : 0;
 			snprintf(mem, sizeof(mem), "%.1f/%.1fG", (double)s->mem_avail / (1 << 30),
 				 (double)s->mem_total / (1 << 30));
 			for (size_t j = 0; j < s->n_groups && len < sizeof(groups) - 24; j++)
