@@ -938,7 +938,14 @@ static int spawn(struct om_sandbox *sb, om_error_t *err)
 }
 
 /* Kill (if alive) and reap the child; describe how it ended into why. */
+static int reap_within(struct om_sandbox *sb, char *why, size_t why_len, int wait_ms);
+
 static int reap(struct om_sandbox *sb, char *why, size_t why_len)
+{
+	return reap_within(sb, why, why_len, 100);
+}
+
+static int reap_within(struct om_sandbox *sb, char *why, size_t why_len, int wait_ms)
 {
 	int st = 0, sig = 0;
 	pid_t r = 0;
@@ -948,8 +955,8 @@ static int reap(struct om_sandbox *sb, char *why, size_t why_len)
 	sb->fd = -1;
 	if (sb->pid <= 0)
 		return 0;
-	/* a child that closed its end is exiting: give it 100 ms to say how */
-	for (int i = 0; i < 20 && (r = waitpid(sb->pid, &st, WNOHANG)) == 0; i++) {
+	/* a child that closed its end is exiting: give it wait_ms to say how */
+	for (int i = 0; i < wait_ms / 5 && (r = waitpid(sb->pid, &st, WNOHANG)) == 0; i++) {
 		struct timespec ts = {0, 5 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
@@ -1139,9 +1146,11 @@ int om_sandbox_selftest(struct om_sandbox *sb, om_error_t *err)
 		return om_make_error(err, EINVAL, "sandbox self-test: no sandbox of this process");
 	if (sb->pid <= 0 && spawn(sb, err) < 0)
 		return om_error_wrap(err, "sandbox self-test");
+	/* a loaded machine (a sanitizer build under a parallel test suite) may
+	 * take seconds to schedule the child: wait for its death, bounded */
 	if (send_all(sb->fd, &h, sizeof(h)) == 0)
-		recv_full(sb->fd, &rep, sizeof(rep), now_ms() + 2000); /* EOF expected */
-	sig = reap(sb, why, sizeof(why));
+		recv_full(sb->fd, &rep, sizeof(rep), now_ms() + 10000); /* EOF expected */
+	sig = reap_within(sb, why, sizeof(why), 10000);
 	if (sig != SIGSYS)
 		return om_make_error(err, EPERM,
 				     "sandbox self-test: a forbidden system call did not kill the child (%s)", why);

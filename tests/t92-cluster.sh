@@ -50,7 +50,21 @@ ectl() {
 		--cert "$(conf etcd_cert)" --key "$(conf etcd_key)" "$@"
 }
 cleanup_lab() { LAB_TIMEOUT=120 lab down >/dev/null 2>&1; }
-trap cleanup_lab EXIT
+# at exit: what the nodes' omd said, when something failed (the lab and its
+# logs go with `down`), then the lab down, then lib.sh's own cleanup
+_t92_exit() {
+	local f
+	if [ "$_T_FAILED" -gt 0 ]; then
+		for f in "$LABDIR"/node*/omd*.log; do
+			[ -f "$f" ] || continue
+			diag "--- ${f#"$LABDIR"/} (last 25 lines)"
+			tail -n 25 "$f" | while IFS= read -r l; do diag "$l"; done
+		done
+	fi
+	cleanup_lab
+	_cleanup
+}
+trap _t92_exit EXIT
 
 # wait_for SECS CMD... : until CMD succeeds, at most SECS
 wait_for() { # (the condition's own errors are not diagnostics)

@@ -1402,6 +1402,7 @@ static void test_resolve(void)
 	setenv("OM_CONFIG", conf, 1);
 	setenv("OM_STORE", "/from/env", 1);
 	om_error_t err = NULL;
+	int rc;
 	p = NULL;
 	ok(om_store_resolve_path("/explicit", &p, &err) == 0 && p && !strcmp(p, "/explicit"),
 	   "resolve: an explicit path wins");
@@ -1409,13 +1410,14 @@ static void test_resolve(void)
 	ok(om_store_resolve_path(NULL, &p, &err) == 0 && p && !strcmp(p, "/from/env"), "resolve: then $OM_STORE");
 	free(p);
 	unsetenv("OM_STORE");
-	ok(om_store_resolve_path(NULL, &p, &err) == 0 && p && !strcmp(p, "/srv/om store"),
-	   "resolve: then `store =` in $OM_CONFIG, the last one (got %s)", p ? p : "NULL");
+	rc = om_store_resolve_path(NULL, &p, &err);
+	ok(rc == 0 && p && !strcmp(p, "/srv/om store"), "resolve: then `store =` in $OM_CONFIG, the last one (got %s)",
+	   p ? p : "NULL");
 	free(p);
 	write_file(badconf, bad, sizeof(bad) - 1);
 	setenv("OM_CONFIG", badconf, 1);
-	ok(om_store_resolve_path(NULL, &p, &err) < 0 && p == NULL && err && strstr(err->msg, "bad.conf:2") &&
-	       strstr(err->msg, "storex"),
+	rc = om_store_resolve_path(NULL, &p, &err);
+	ok(rc < 0 && p == NULL && err && strstr(err->msg, "bad.conf:2") && strstr(err->msg, "storex"),
 	   "resolve: a settings file with an unknown key is an error naming its line (%s)",
 	   err && err->msg ? err->msg : "none");
 	om_error_release(&err);
