@@ -83,7 +83,7 @@ for mem in $MEMS; do
 	t1=$(now)
 	down2=$(field downtime_s <<<"$out")
 	total2=$(echo "$t1 - $t0" | bc)
-	grep -q 'restores=2' "$T/m$mem.status" || { echo "worker m$mem did not live through 3 restores" >&2; exit 1; }
+	grep -q 'restores=3' "$T/m$mem.status" || { echo "worker m$mem did not live through 3 restores (raw CRIU, 1 -> 2, 2 -> home): $(cat "$T/m$mem.status")" >&2; exit 1; }
 	rows+=("$(printf '%-22s %8.2fs %8.2fs %8.2fs %8.2fs %7s %7s' "$mem MiB, 1 -> 2" "$down" "$total" "$raw_down" "$rd" "$(ratio "$down" "$raw_down")" "$(ratio "$total" "$raw_down")")")
 	rows+=("$(printf '%-22s %8.2fs %8.2fs %8.2fs %8.2fs %7s %7s' "$mem MiB, 2 -> home" "$down2" "$total2" "$raw_down" "$rd" "$(ratio "$down2" "$raw_down")" "$(ratio "$total2" "$raw_down")")")
 	on 1 kill -TERM "$(grep -o 'pid=[0-9]*' "$T/m$mem.status" | cut -d= -f2)" || true

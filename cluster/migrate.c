@@ -194,6 +194,7 @@ int om_migrate_source(struct om_cluster *c, const Om__Request *req, int cancel_f
 	om_group_release(&g);
 	o.group = req->group;
 	o.store = c->cfg->store;
+	o.zstd_level = 1; /* the group is frozen until the target runs it: speed over size */
 	o.cancel_fd = cancel_fd;
 	o.tcp_established = req->has_tcp_established && req->tcp_established;
 	o.handoff = handoff;
