@@ -176,9 +176,9 @@ int om_migrate_source(struct om_cluster *c, const Om__Request *req, int cancel_f
 	if (om_owner_get(c, req->group, &owner, &h.owner_rev, err) < 0)
 		return cluster_fail(err), -1;
 	if (owner == NULL || strcmp(owner->node, c->self_id) != 0) {
-		om_make_error(err, OM_ENOTFOUND, "miggroup %lu does not run on node %s (%s%s)", (unsigned long)req->group,
-			      c->self_id, owner ? "it runs on node " : "etcd has no owner for it",
-			      owner ? owner->node : "");
+		om_make_error(err, OM_ENOTFOUND, "miggroup %lu does not run on node %s (%s%s)",
+			      (unsigned long)req->group, c->self_id,
+			      owner ? "it runs on node " : "etcd has no owner for it", owner ? owner->node : "");
 		return -1;
 	}
 	h.owner = owner;
