@@ -157,21 +157,14 @@ static int publish(struct agent *a, om_error_t *err)
 
 static void kill_local(struct agent *a, const struct om_cg *cg, unsigned long id, const char *owner)
 {
-	struct om_group g;
 	om_error_t err = NULL;
 	char b[512];
 
-	if (om_group_load(cg, id, &g, &err) == 0) {
-		if (om_group_kill(&g, &err) < 0) {
-			alog(a, "event=stale-kill-failed group=%lu owner=%s reason=%s", id, owner,
-			     q(errmsg(err), b, sizeof(b)));
-			om_error_release(&err);
-		}
-		om_group_release(&g);
-	}
-	om_error_release(&err);
-	if (om_group_reset(cg, id, NULL, NULL, &err) < 0)
+	if (om_group_remove(cg, id, &err) < 0) {
+		alog(a, "event=stale-kill-failed group=%lu owner=%s reason=%s", id, owner,
+		     q(errmsg(err), b, sizeof(b)));
 		om_error_release(&err);
+	}
 	alog(a, "event=stale-killed group=%lu owner=%s", id, owner);
 }
 

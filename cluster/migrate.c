@@ -253,18 +253,12 @@ int om_migrate_target(struct om_cluster *c, const Om__Request *req, int cancel_f
 	}
 	if (om_cg_init(&cg, err) < 0)
 		return -1;
-	if (om_group_exists(&cg, req->group)) {
+	{
 		/* the group belongs to the source: what this node holds of it is a
 		 * stale copy (a migration here that lost its transaction, with omd
 		 * gone before it could clean up) */
 		om_error_t kerr = NULL;
-		if (om_group_load(&cg, req->group, &g, &kerr) == 0) {
-			if (om_group_kill(&g, &kerr) < 0)
-				om_error_release(&kerr);
-			om_group_release(&g);
-		}
-		om_error_release(&kerr);
-		if (om_group_reset(&cg, req->group, NULL, NULL, &kerr) < 0)
+		if (om_group_remove(&cg, req->group, &kerr) < 0)
 			om_error_release(&kerr);
 	}
 	ro.group = req->group;

@@ -610,6 +610,26 @@ int om_group_kill(struct om_group *g, om_error_t *err)
 	return 0;
 }
 
+int om_group_remove(const struct om_cg *cg, unsigned long id, om_error_t *err)
+{
+	struct om_group g;
+	om_error_t rerr = NULL;
+	int rc = 0;
+
+	if (!om_group_exists(cg, id))
+		return 0;
+	if (om_group_load(cg, id, &g, err) < 0)
+		rc = -1;
+	else {
+		rc = om_group_kill(&g, err);
+		om_group_release(&g);
+	}
+	if (om_group_reset(cg, id, NULL, NULL, rc < 0 ? &rerr : err) < 0 && rc == 0)
+		rc = -1;
+	om_error_release(&rerr);
+	return rc;
+}
+
 static int cmp_ulong(const void *a, const void *b)
 {
 	unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;

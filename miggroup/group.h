@@ -78,6 +78,10 @@ int om_group_thaw(struct om_group *g, om_error_t *err);
 /* SIGKILL every member of the loaded group (frozen or not), thaw, and wait
  * (bounded, 10 s) until they are gone. */
 int om_group_kill(struct om_group *g, om_error_t *err);
+/* Kill every member of group id (if it exists here) and remove its cgroups:
+ * a stale copy of a group that runs on another node. The cgroups are removed
+ * even when the kill fails; the first error is returned. */
+int om_group_remove(const struct om_cg *cg, unsigned long id, om_error_t *err);
 /* The ids of the groups on this node, sorted. */
 int om_group_list(const struct om_cg *cg, unsigned long **ids, size_t *n, om_error_t *err);
 
