@@ -3,6 +3,7 @@
 #define OM_CHECKPOINT_H
 
 #include "error.h"
+#include "store.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,12 +26,17 @@ struct om_ckpt_opts {
 	int cancel_fd;	       /* readable: stop waiting now (lib/bounded.h); 0: none */
 	bool tcp_established;  /* carry established TCP connections (CRIU's tcp_established,
 				* under omtools' nftables network lock) */
+	unsigned keep;	       /* after the commit, keep the newest N generations (0: all) */
+	uint64_t fence;	       /* fencing token recorded in the manifest; the commit is refused
+				* when the store's fence for the group is higher (0: none) */
 	const char *fault;     /* fault injection for tests ($OM_FAULT, read by the command):
 				* "ckpt-after-commit" SIGKILLs omckpt right after the rename of
 				* the generation, "ckpt-before-commit" just before it (the intent
 				* is written), "ckpt-commit-fails-after-rename" fails the commit
 				* after its rename, "ckpt-pause-frozen[:S]" sleeps S s (10; max 60)
-				* with the group frozen; NULL: none */
+				* with the group frozen; "kill:PHASE" SIGKILLs omckpt in PHASE:
+				* freezing (group frozen), dumping (first tree dumped),
+				* compressing, publishing, pruning (storage/store.h); NULL: none */
 	/* migrategroup (cluster/): called once the generation is published, with
 	 * the group still frozen and its network lock held, to hand the group to
 	 * another node. 0: the group runs there now, and is stopped here; < 0 (with
@@ -49,6 +55,8 @@ struct om_ckpt_result {
 	double dump_seconds;   /* CRIU time */
 	double total_seconds;
 	double freeze_started; /* om_now() at the freeze (for handoff's downtime) */
+	struct om_prune_result prune; /* what keep removed */
+	char *prune_error;	      /* the commit worked but pruning failed: why (not an error) */
 };
 
 int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_error_t *err);

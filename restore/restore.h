@@ -19,6 +19,12 @@ struct om_restore_opts {
 			      * the tree's image size (om_criu_timeout) */
 	int cancel_fd;	     /* readable: stop waiting now (lib/bounded.h); 0: none */
 	double lock_wait;    /* how long to wait for the group's lock (s) */
+	bool takeover;	     /* the generation was dumped on another node whose copy may still
+			      * run: without etcd, refused while the manifest's node is this
+			      * node and the group still runs here; otherwise needs force */
+	bool force;	     /* with takeover: the manifest's node is not this one (not checked) */
+	uint64_t fence;	     /* raise STORE/groups/G/fence to this token before restoring
+			      * (failover; takeover without etcd: the stored token + 1); 0: none */
 };
 
 struct om_restore_result {

@@ -53,6 +53,10 @@ struct om_store {
 	char *path;    /* absolute path of the store root */
 	int fd;	       /* O_DIRECTORY fd of the root */
 	int cancel_fd; /* lock waits stop when it is readable (lib/bounded.h); 0: none */
+	const char *fault; /* tests (OM_FAULT, set by the command): "kill:compressing" SIGKILLs the
+			    * process after the first stored file, "kill:publishing" after the
+			    * manifest is written and before the rename, "kill:pruning" after the
+			    * first pruned generation is renamed away; NULL: none */
 };
 
 /* Which store path to use: explicit (may be NULL) > $OM_STORE > `store = DIR`
@@ -157,6 +161,75 @@ bool om_store_name_ok(const char *s);
 int om_manifest_read_file(const char *path, Om__Manifest **m, om_error_t *err);
 /* om_gen_verify() for a generation directory given by path (omdecode --verify). */
 int om_gen_dir_verify(const char *gen_dir, const Om__Manifest *m, om_error_t *err);
+
+/* ---- Retention, pins, garbage (storage/retention.c) ----
+ *
+ * A pin is a file STORE/<kind>/<id>/.pin-<gen>-<node>-<pid>-<n> that holds its
+ * expiry (wall clock). While it exists and has not expired (and, for a pin of
+ * this node, its process lives), generation <gen> is neither pruned nor
+ * removed, by any node. A restore pins the generation it reads. Pruning
+ * renames a generation to .prune-<gen>-<node>-<pid> first and checks the pins
+ * after the rename (a pin made before is seen; a pinner that looks after it
+ * finds the generation gone and retries), then removes it: a process killed
+ * at any point leaves either the generation or a .prune-* leftover that
+ * om_store_gc (and the next writer of this node) removes. */
+struct om_pin; /* opaque */
+#define OM_PIN_TTL_DEFAULT 3600.0 /* s */
+/* Pin generation gen (not 0) of kind/id for ttl_s seconds (0: OM_PIN_TTL_DEFAULT). ENOENT
+ * (OM_ENOTFOUND) when it does not exist (after retrying a few times for ~1 s while it
+ * may be renamed away by a pruner that will put it back). */
+int om_gen_pin(struct om_store *st, const char *kind, unsigned long id, uint64_t gen, double ttl_s,
+	       struct om_pin **out, om_error_t *err);
+/* Remove the pin (NULL: nothing). */
+void om_gen_unpin(struct om_pin *p);
+/* Is generation gen pinned by a live pin? holder (may be NULL) gets "node pid" of one. */
+int om_gen_pinned(struct om_store *st, const char *kind, unsigned long id, uint64_t gen, bool *pinned, char *holder,
+		  size_t holder_len, om_error_t *err);
+
+struct om_prune_result {
+	uint64_t *removed; /* generations removed, ascending (malloc'd) */
+	size_t n_removed;
+	uint64_t *pinned; /* generations kept only because they are pinned */
+	size_t n_pinned;
+};
+void om_prune_result_release(struct om_prune_result *r);
+/* Keep the newest `keep` complete generations of the writer's id, remove older ones
+ * that are not pinned (keep 0: nothing is removed). Called by a writer after its
+ * om_gen_commit (so the new generation is durable first), under its lock. */
+int om_gen_prune(struct om_gen_writer *w, unsigned keep, struct om_prune_result *res, om_error_t *err);
+/* The same without a writer: takes the id's lock (waiting up to lock_wait_s). */
+int om_store_prune(struct om_store *st, const char *kind, unsigned long id, unsigned keep, double lock_wait_s,
+		   struct om_prune_result *res, om_error_t *err);
+/* Remove one generation (omimg rm), under the id's lock: EBUSY naming the holder when
+ * pinned, OM_ENOTFOUND when it does not exist. */
+int om_gen_remove(struct om_store *st, const char *kind, unsigned long id, uint64_t gen, double lock_wait_s,
+		  om_error_t *err);
+
+/* Garbage that killed runs leave: .tmp-* of dead writers of this node (of other
+ * nodes: older than max_age_s), .prune-* (of this node: writer dead; others: older
+ * than max_age_s), expired pins and pins of dead processes of this node, gen-N
+ * directories without a manifest older than max_age_s. dry_run: only list. */
+struct om_gc_item {
+	char *path; /* relative to the store root */
+	char *why;  /* "writer 4012 on node1 is dead", ... */
+	uint64_t bytes;
+};
+int om_store_gc(struct om_store *st, double max_age_s, bool dry_run, struct om_gc_item **items, size_t *n,
+		om_error_t *err);
+void om_gc_items_free(struct om_gc_item *items, size_t n);
+
+/* ---- Fencing ----
+ * STORE/<kind>/<id>/fence holds "TOKEN NODE GEN\n": the highest fencing token
+ * under which the id was taken over (failover, omrestore --takeover) and the
+ * generation it was restored from. om_gen_commit refuses (ESTALE, "fenced") a
+ * manifest whose fence is lower than TOKEN: a node that lost the group cannot
+ * publish over the new owner. */
+int om_store_fence_get(struct om_store *st, const char *kind, unsigned long id, uint64_t *token, char *node,
+		       size_t node_len, uint64_t *gen, om_error_t *err);
+/* Raise the token (never lowers it: EEXIST-free no-op when token <= the stored one,
+ * *now gets the stored token). Durable (tmp + fsync + rename) under the id's lock. */
+int om_store_fence_raise(struct om_store *st, const char *kind, unsigned long id, uint64_t token, const char *node,
+			 uint64_t gen, uint64_t *now, om_error_t *err);
 
 /* SHA-256 helpers (OpenSSL EVP). */
 void om_sha256(const void *buf, size_t len, uint8_t out[32]);
