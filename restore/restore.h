@@ -5,6 +5,7 @@
 #include "error.h"
 #include "om.pb-c.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
