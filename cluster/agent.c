@@ -4,7 +4,9 @@
 
 #include "cgroup.h"
 #include "cluster.h"
+#include "failover.h"
 #include "group.h"
+#include "history.h"
 #include "migrate.h"
 #include "util.h"
 
@@ -42,6 +44,8 @@ struct agent {
 	} batch[MAX_BATCH];
 	size_t n_batch;
 	bool stop;
+	struct om_failover *fo;
+	double last_ok; /* the last keep-alive etcd answered with the lease alive (om_now) */
 };
 
 __attribute__((format(printf, 2, 3))) static void alog(struct agent *a, const char *fmt, ...)
@@ -72,6 +76,59 @@ static const char *q(const char *s, char *buf, size_t len)
 static const char *errmsg(om_error_t err)
 {
 	return err && err->msg ? err->msg : "unknown error";
+}
+
+/* An event (failover, stale-kill, lease-lost; the periodic checkpoints and
+ * prunes): one log line of key=value pairs and one entry of the cluster's
+ * history. A detail made of key=value words goes into the line as it is
+ * (detect_s=4.1 restore_s=2.0), any other as reason="...". */
+static void agent_event(void *arg, const Om__HistoryEvent *ev)
+{
+	struct agent *a = arg;
+	Om__HistoryEvent e = *ev;
+	om_error_t err = NULL;
+	char line[2048], b[1100];
+	size_t n = 0;
+	bool kv = ev->detail && *ev->detail;
+
+#define ADD(...) (n += n < sizeof(line) ? (size_t)snprintf(line + n, sizeof(line) - n, __VA_ARGS__) : 0)
+	ADD("event=%s", ev->event ? ev->event : "?");
+	if (ev->has_group)
+		ADD(" group=%llu", (unsigned long long)ev->group);
+	if (ev->from)
+		ADD(" from=%s", ev->from);
+	if (ev->to)
+		ADD(" to=%s", ev->to);
+	if (ev->has_generation)
+		ADD(" generation=%llu", (unsigned long long)ev->generation);
+	if (ev->has_fence)
+		ADD(" fence=%lld", (long long)ev->fence);
+	for (const char *p = ev->detail; kv && p && *p; p++)
+		if (!(*p == ' ' || *p == '=' || *p == '_' || *p == '.' || *p == '?' || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9')))
+			kv = false;
+	if (kv)
+		ADD(" %s", ev->detail);
+	if (ev->has_seconds)
+		ADD(" seconds=%.1f", ev->seconds);
+	if (ev->has_ok && !ev->ok)
+		ADD(" ok=false");
+	if (ev->detail && *ev->detail && !kv)
+		ADD(" reason=%s", q(ev->detail, b, sizeof(b)));
+#undef ADD
+	if (a->o->log)
+		a->o->log(a->o->log_arg, line);
+	if (om_history_add(&a->c, &e, &err) < 0) {
+		alog(a, "event=history-failed reason=%s", q(errmsg(err), b, sizeof(b)));
+		om_error_release(&err);
+	}
+}
+
+static void agent_log(void *arg, const char *line)
+{
+	struct agent *a = arg;
+	if (a->o->log)
+		a->o->log(a->o->log_arg, line);
 }
 
 /* ---- status ---- */
@@ -157,6 +214,7 @@ static int publish(struct agent *a, om_error_t *err)
 
 static void kill_local(struct agent *a, const struct om_cg *cg, unsigned long id, const char *owner)
 {
+	Om__HistoryEvent ev = OM__HISTORY_EVENT__INIT;
 	om_error_t err = NULL;
 	char b[512];
 
@@ -166,6 +224,12 @@ static void kill_local(struct agent *a, const struct om_cg *cg, unsigned long id
 		om_error_release(&err);
 	}
 	alog(a, "event=stale-killed group=%lu owner=%s", id, owner);
+	ev.event = "stale-kill"; /* the history only: the line above is the log's */
+	ev.has_group = true;
+	ev.group = id;
+	ev.to = (char *)owner;
+	if (om_history_add(&a->c, &ev, &err) < 0)
+		om_error_release(&err);
 }
 
 static void reconcile(struct agent *a)
@@ -313,6 +377,8 @@ static void reap(struct agent *a)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (a->fo && om_failover_reaped(a->fo, pid, st))
+			continue;
 		for (size_t i = 0; i < MAX_WORKERS; i++) {
 			struct worker *w = &a->workers[i];
 			if (w->pid != pid)
@@ -449,7 +515,68 @@ static int register_node(struct agent *a, om_error_t *err)
 {
 	if (om_etcd_lease_grant(a->c.etcd, a->o->cfg->lease_ttl, &a->lease, err) < 0)
 		return -1;
+	a->last_ok = om_now();
 	return publish(a, err);
+}
+
+/* The lease is gone (omd was paused, or cut off, past its TTL): the cluster
+ * took this node for dead and may run its groups elsewhere. Before anything
+ * else (a request, a checkpoint, a status): the workers that restore groups
+ * here are killed (a migration's target half, a failover: their groups go
+ * back by their transactions), every local group whose owner is another node
+ * is killed; then a new lease, and the node is back. A migration's source
+ * half finishes: its transaction on the owner's revision fails if the group
+ * was taken over meanwhile, and it then drops its frozen copy. */
+static void lease_lost(struct agent *a)
+{
+	Om__HistoryEvent ev = OM__HISTORY_EVENT__INIT;
+	om_error_t err = NULL;
+	char b[512];
+
+	alog(a, "event=lease-lost lease=%lld", (long long)a->lease);
+	for (size_t i = 0; i < MAX_WORKERS; i++) {
+		struct worker *w = &a->workers[i];
+		if (w->pid > 0 && strcmp(w->op, "restore") == 0)
+			kill(w->pid, SIGKILL); /* reaped by reap() */
+	}
+	if (a->fo)
+		om_failover_abort(a->fo);
+	reconcile(a);
+	ev.event = "lease-lost";
+	ev.has_ok = true;
+	ev.ok = false;
+	ev.detail = "this node's lease expired: its groups that run elsewhere now were killed here";
+	if (om_history_add(&a->c, &ev, &err) < 0)
+		om_error_release(&err);
+	if (register_node(a, &err) < 0) {
+		alog(a, "event=register-failed reason=%s", q(errmsg(err), b, sizeof(b)));
+		om_error_release(&err);
+		return;
+	}
+	alog(a, "event=registered node=%s lease=%lld", a->c.self_id, (long long)a->lease);
+}
+
+/* Before a round's requests: the lease is in doubt when no keep-alive
+ * succeeded for a TTL (omd was stopped, or etcd unreachable). true: skip the
+ * round (etcd unreachable, nothing can be done safely). */
+static bool lease_doubt(struct agent *a, double ttl)
+{
+	om_error_t err = NULL;
+	int64_t left = 0;
+	char b[512];
+
+	if (om_now() - a->last_ok < ttl * 2 / 3)
+		return false;
+	if (om_etcd_lease_keepalive(a->c.etcd, a->lease, &left, &err) < 0) {
+		alog(a, "event=keepalive-failed reason=%s", q(errmsg(err), b, sizeof(b)));
+		om_error_release(&err);
+		return true;
+	}
+	if (left > 0)
+		a->last_ok = om_now();
+	else
+		lease_lost(a);
+	return false;
 }
 
 static void signals(struct agent *a)
@@ -492,6 +619,11 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 	reconcile(a);
 	if (publish(a, err) < 0)
 		goto out;
+	if (om_failover_new(
+		&(struct om_failover_opts){
+		    .c = &a->c, .ttl = ttl, .fault = o->fault, .log = agent_log, .event = agent_event, .arg = a},
+		&a->fo, err) < 0)
+		goto out;
 
 	/* what was asked while no omd ran, then everything from that revision on */
 	pfx = om_cluster_key(&a->c, "req/%s/", a->c.self_id);
@@ -524,27 +656,25 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 		}
 		if (next > rev)
 			rev = next;
+		if (lease_doubt(a, ttl)) { /* first: a lost lease is dealt with before any request */
+			signals(a);
+			reap(a);
+			continue;
+		}
 		run_batch(a);
 		signals(a);
 		reap(a);
+		om_failover_tick(a->fo);
 		if (om_now() - last_beat >= beat) {
 			int64_t left = 0;
 			last_beat = om_now();
 			if (om_etcd_lease_keepalive(a->c.etcd, a->lease, &left, &werr) < 0) {
 				alog(a, "event=keepalive-failed reason=%s", q(errmsg(werr), b, sizeof(b)));
 				om_error_release(&werr);
-			} else if (left <= 0) {
-				/* declared dead meanwhile: what it ran may run elsewhere now */
-				alog(a, "event=lease-lost lease=%lld", (long long)a->lease);
-				if (register_node(a, &werr) < 0) {
-					alog(a, "event=register-failed reason=%s", q(errmsg(werr), b, sizeof(b)));
-					om_error_release(&werr);
-				} else {
-					alog(a, "event=registered node=%s lease=%lld", a->c.self_id,
-					     (long long)a->lease);
-					reconcile(a);
-				}
-			}
+			} else if (left <= 0)
+				lease_lost(a); /* declared dead meanwhile: what it ran may run elsewhere now */
+			else
+				a->last_ok = om_now();
 			if (publish(a, &werr) < 0) {
 				alog(a, "event=publish-failed reason=%s", q(errmsg(werr), b, sizeof(b)));
 				om_error_release(&werr);
@@ -563,6 +693,7 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 		alog(a, "event=stopped node=%s", a->c.self_id);
 	}
 out:
+	om_failover_free(a->fo);
 	om_cluster_close(&a->c);
 out_free:
 	for (size_t i = 0; i < a->n_batch; i++) {

@@ -480,6 +480,12 @@ void om_etcd_range_release(struct om_etcd_range *r)
 int om_etcd_get(struct om_etcd *e, const char *key, bool prefix, int64_t limit, struct om_etcd_range *out,
 		om_error_t *err)
 {
+	return om_etcd_get_opts(e, key, prefix, limit, 0, out, err);
+}
+
+int om_etcd_get_opts(struct om_etcd *e, const char *key, bool prefix, int64_t limit, unsigned flags,
+		     struct om_etcd_range *out, om_error_t *err)
+{
 	cleanup_json struct jref req = {json_object_new_object()};
 	ProtobufCMessage *m = NULL;
 	Om__Etcd__RangeResponse *rr;
@@ -487,13 +493,18 @@ int om_etcd_get(struct om_etcd *e, const char *key, bool prefix, int64_t limit, 
 	memset(out, 0, sizeof(*out));
 	if (key == NULL || limit < 0)
 		return cluster_error(err, EINVAL, "etcd get: bad arguments");
-	if (add_range(req.o, key, prefix) < 0 || (limit > 0 && add_num(req.o, "limit", limit) < 0))
+	if (add_range(req.o, key, prefix) < 0 || (limit > 0 && add_num(req.o, "limit", limit) < 0) ||
+	    ((flags & OM_ETCD_KEYS_ONLY) && add(req.o, "keys_only", json_object_new_boolean(1)) < 0) ||
+	    ((flags & OM_ETCD_COUNT_ONLY) && add(req.o, "count_only", json_object_new_boolean(1)) < 0) ||
+	    ((flags & OM_ETCD_DESCEND) && (add(req.o, "sort_order", json_object_new_string("DESCEND")) < 0 ||
+					   add(req.o, "sort_target", json_object_new_string("KEY")) < 0)))
 		return om_make_error(err, ENOMEM, "etcd get");
 	if (call(e, "/v3/kv/range", req.o, &om__etcd__range_response__descriptor, false, &m, err) < 0)
 		return om_error_wrap(err, "get `%s`", key);
 	rr = (Om__Etcd__RangeResponse *)m;
 	out->revision = header_rev(rr->header);
 	out->more = rr->more;
+	out->count = rr->count;
 	if (rr->n_kvs > 0) {
 		out->kvs = calloc(rr->n_kvs, sizeof(*out->kvs));
 		if (out->kvs == NULL) {

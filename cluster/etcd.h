@@ -54,12 +54,20 @@ struct om_etcd_range {
 	size_t n;
 	int64_t revision; /* the store's revision at the read */
 	bool more;
+	int64_t count; /* keys in the range (all of them, whatever the limit) */
 };
 void om_etcd_range_release(struct om_etcd_range *r);
 
 /* Read key, or every key under it with prefix (at most limit keys; 0: no limit). */
 int om_etcd_get(struct om_etcd *e, const char *key, bool prefix, int64_t limit, struct om_etcd_range *out,
 		om_error_t *err);
+/* The same with flags: only the keys (values empty), only the count
+ * (out->count, no kvs), newest key first (sorted by key, descending). */
+#define OM_ETCD_KEYS_ONLY 1u
+#define OM_ETCD_COUNT_ONLY 2u
+#define OM_ETCD_DESCEND 4u
+int om_etcd_get_opts(struct om_etcd *e, const char *key, bool prefix, int64_t limit, unsigned flags,
+		     struct om_etcd_range *out, om_error_t *err);
 /* Put (with a lease id, or 0); *revision (may be NULL) gets the new revision. */
 int om_etcd_put(struct om_etcd *e, const char *key, const void *val, size_t len, int64_t lease, int64_t *revision,
 		om_error_t *err);

@@ -1,0 +1,545 @@
+/* cluster/failover.c — see failover.h. */
+#include "config.h"
+#include "failover.h"
+
+#include "cgroup.h"
+#include "group.h"
+#include "restore.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_ORPHANS 256
+#define BACKOFF_MIN 15.0
+#define BACKOFF_MAX 300.0
+
+/* what a worker tells omd (one write, less than PIPE_BUF) */
+struct result {
+	int rc;
+	uint64_t generation;
+	double seconds;
+	char msg[1024];
+};
+
+struct orphan {
+	unsigned long g;
+	bool used, seen, impossible;
+	double first_seen, next_try, backoff;
+	int64_t detect_ms;    /* wall clock when this node saw it orphaned */
+	int64_t last_seen_ms; /* the dead node's last status update this node saw (0: unknown) */
+	char from[OM_CLUSTER_MAX_NODE_LEN];
+	/* in flight */
+	pid_t pid;
+	int fd;
+	int64_t token; /* R */
+	char *old_value;
+	size_t old_len;
+	Om__GroupOwner *old;
+};
+
+struct seen_node {
+	char id[OM_CLUSTER_MAX_NODE_LEN];
+	int64_t updated_ms;
+};
+
+struct om_failover {
+	struct om_failover_opts o;
+	double next_poll;
+	struct orphan v[MAX_ORPHANS];
+	struct seen_node *nodes; /* the last status of each node of the map */
+	size_t n_nodes;
+};
+
+__attribute__((format(printf, 2, 3))) static void flog(struct om_failover *f, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (f->o.log)
+		f->o.log(f->o.arg, line);
+}
+
+static void emit(struct om_failover *f, Om__HistoryEvent *ev)
+{
+	if (f->o.event)
+		f->o.event(f->o.arg, ev);
+}
+
+static const char *emsg(om_error_t e)
+{
+	return e && e->msg ? e->msg : "unknown error";
+}
+
+static bool race(const struct om_failover *f)
+{
+	return f->o.fault && strcmp(f->o.fault, "failover-race") == 0;
+}
+
+int om_failover_new(const struct om_failover_opts *o, struct om_failover **out, om_error_t *err)
+{
+	struct om_failover *f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		return om_make_error(err, ENOMEM, "failover");
+	f->o = *o;
+	f->nodes = calloc(o->c->map.n + 1, sizeof(*f->nodes));
+	if (f->nodes == NULL) {
+		free(f);
+		return om_make_error(err, ENOMEM, "failover");
+	}
+	f->n_nodes = o->c->map.n;
+	for (size_t i = 0; i < f->n_nodes; i++)
+		snprintf(f->nodes[i].id, sizeof(f->nodes[i].id), "%lu", o->c->map.nodes[i].id);
+	for (size_t i = 0; i < MAX_ORPHANS; i++)
+		f->v[i].fd = -1;
+	*out = f;
+	return 0;
+}
+
+static void orphan_clear(struct orphan *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->old_value);
+	if (s->old)
+		protobuf_c_message_free_unpacked(&s->old->base, NULL);
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+}
+
+void om_failover_free(struct om_failover *f)
+{
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < MAX_ORPHANS; i++)
+		orphan_clear(&f->v[i]);
+	free(f->nodes);
+	free(f);
+}
+
+static struct orphan *orphan_get(struct om_failover *f, unsigned long g, bool create)
+{
+	struct orphan *free_slot = NULL;
+	for (size_t i = 0; i < MAX_ORPHANS; i++) {
+		if (f->v[i].used && f->v[i].g == g)
+			return &f->v[i];
+		if (!f->v[i].used && free_slot == NULL)
+			free_slot = &f->v[i];
+	}
+	if (!create || free_slot == NULL)
+		return NULL;
+	free_slot->used = true;
+	free_slot->g = g;
+	free_slot->fd = -1;
+	free_slot->first_seen = om_now();
+	free_slot->detect_ms = om_wall_ms();
+	free_slot->backoff = BACKOFF_MIN;
+	return free_slot;
+}
+
+/* ---- the target ---- */
+
+static double load_of(const Om__NodeStatus *s)
+{
+	double cpus = s->has_cpus && s->cpus > 0 ? s->cpus : 1;
+	return (s->has_load1 ? s->load1 : 0) / cpus;
+}
+
+/* the node every survivor prefers for the orphans: alive, not drained,
+ * lowest load per CPU, then fewest groups, then lowest id */
+static const struct om_node_info *preferred(const struct om_node_info *n, size_t nn)
+{
+	const struct om_node_info *best = NULL;
+	for (size_t i = 0; i < nn; i++) {
+		const struct om_node_info *x = &n[i];
+		double lx, lb;
+		if (!x->alive || x->drained || x->status == NULL || (x->status->has_drained && x->status->drained))
+			continue;
+		if (best == NULL) {
+			best = x;
+			continue;
+		}
+		/* loads within 0.05 per CPU count as equal (the nodes read them at different moments) */
+		lx = load_of(x->status);
+		lb = load_of(best->status);
+		if (lx < lb - 0.05 || (lx <= lb + 0.05 && (x->status->n_groups < best->status->n_groups ||
+							   (x->status->n_groups == best->status->n_groups &&
+							    x->node->id < best->node->id))))
+			best = x;
+	}
+	return best;
+}
+
+/* ---- the worker ---- */
+
+static void child(struct om_failover *f, unsigned long g, int64_t token, int fd)
+{
+	struct om_restore_opts ro = {0};
+	struct om_restore_result rr = {0};
+	struct result res = {0};
+	om_error_t err = NULL;
+	struct om_cg cg;
+	double t0 = om_now();
+	sigset_t none;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* dies with omd: the restarted omd finds a stale copy */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (om_cg_init(&cg, &err) == 0) { /* a leftover of an earlier life of the group here */
+		if (om_group_remove(&cg, g, &err) < 0)
+			om_error_release(&err);
+	} else
+		om_error_release(&err);
+	ro.group = g;
+	ro.store = f->o.c->cfg->store;
+	ro.generation = 0; /* the newest complete one */
+	ro.fence = (uint64_t)token;
+	ro.lock_wait = 30;
+	res.rc = om_restore(&ro, &rr, &err);
+	res.seconds = om_now() - t0;
+	if (res.rc == 0) {
+		res.generation = rr.generation;
+		om_restore_result_release(&rr);
+	} else
+		snprintf(res.msg, sizeof(res.msg), "%s", emsg(err));
+	if (write(fd, &res, sizeof(res)) != (ssize_t)sizeof(res))
+		res.rc = -1;
+	_exit(res.rc == 0 ? 0 : 1);
+}
+
+/* The one transaction: owner->node (dead) to this node, on rev. */
+static void try_claim(struct om_failover *f, struct orphan *s, const Om__GroupOwner *owner, int64_t rev,
+		      const struct om_etcd_kv *kv)
+{
+	struct om_cluster *c = f->o.c;
+	om_error_t err = NULL;
+	int64_t token = 0;
+	bool won = false;
+	int p[2];
+	pid_t pid;
+
+	if (race(f)) /* every survivor at the same moment: the transaction alone decides */
+		om_sleep_ms(2000 - (long)(om_wall_ms() % 2000));
+	if (om_owner_move(c, s->g, rev, owner, c->self_id, 0, &won, &token, &err) < 0) {
+		flog(f, "event=failover-failed group=%lu from=%s reason=\"claim: %.900s\"", s->g, owner->node,
+		     emsg(err));
+		om_error_release(&err);
+		s->next_try = om_now() + s->backoff;
+		return;
+	}
+	if (!won) {
+		flog(f, "event=failover-lost group=%lu from=%s revision=%lld", s->g, owner->node, (long long)rev);
+		s->next_try = om_now() + 2 * f->o.ttl;
+		return;
+	}
+	s->token = token;
+	s->old_value = malloc(kv->value_len + 1);
+	if (s->old_value) {
+		memcpy(s->old_value, kv->value, kv->value_len + 1);
+		s->old_len = kv->value_len;
+	}
+	{ /* a copy of the old owner (for the home and the event) */
+		size_t len = protobuf_c_message_get_packed_size(&owner->base);
+		uint8_t *buf = malloc(len + 1);
+		if (buf) {
+			protobuf_c_message_pack(&owner->base, buf);
+			s->old =
+			    (Om__GroupOwner *)protobuf_c_message_unpack(&om__group_owner__descriptor, NULL, len, buf);
+			free(buf);
+		}
+	}
+	snprintf(s->from, sizeof(s->from), "%s", owner->node);
+	flog(f, "event=failover-claimed group=%lu from=%s fence=%lld", s->g, owner->node, (long long)token);
+	p[0] = p[1] = -1;
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		flog(f, "event=failover-worker-failed group=%lu reason=\"%s\"", s->g, strerror(errno));
+		if (p[1] >= 0)
+			close(p[1]);
+		s->fd = p[0];
+		s->pid = -1; /* handled as a worker that died at once: the key goes back */
+		om_failover_reaped(f, -1, 1 << 8);
+		return;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		child(f, s->g, token, p[1]);
+	}
+	close(p[1]);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	s->pid = pid;
+	s->fd = p[0];
+}
+
+/* ---- the end of a worker ---- */
+
+/* the owner value after a restore: this node, the generation and the fence */
+static char *owner_after(const struct orphan *s, const struct om_cluster *c, uint64_t gen)
+{
+	Om__GroupOwner o = OM__GROUP_OWNER__INIT;
+	o.v = 1;
+	o.group = s->g;
+	o.node = (char *)c->self_id;
+	o.home = s->old && s->old->home ? s->old->home : (char *)c->self_id;
+	o.has_since_ms = true;
+	o.since_ms = om_wall_ms();
+	o.has_generation = gen > 0;
+	o.generation = gen;
+	o.has_fence = true;
+	o.fence = s->token;
+	return om_pb_to_json(&o.base);
+}
+
+static void remove_local(struct om_failover *f, unsigned long g)
+{
+	om_error_t err = NULL;
+	struct om_cg cg;
+	if (om_cg_init(&cg, &err) < 0 || om_group_remove(&cg, g, &err) < 0) {
+		flog(f, "event=failover-cleanup-failed group=%lu reason=\"%.900s\"", g, emsg(err));
+		om_error_release(&err);
+	}
+}
+
+/* put the old owner back (transaction on R): orphaned again */
+static void give_back(struct om_failover *f, struct orphan *s)
+{
+	struct om_cluster *c = f->o.c;
+	cleanup_free char *k = om_cluster_key(c, "groups/%lu", s->g);
+	om_error_t err = NULL;
+	bool won = false;
+
+	if (k == NULL || s->old_value == NULL)
+		return;
+	if (om_etcd_txn(
+		c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = s->token}, 1,
+		&(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = s->old_value, .value_len = s->old_len}, 1,
+		NULL, 0, &won, NULL, &err) < 0) {
+		flog(f, "event=failover-giveback-failed group=%lu reason=\"%.900s\"", s->g, emsg(err));
+		om_error_release(&err);
+	}
+}
+
+bool om_failover_reaped(struct om_failover *f, pid_t pid, int status)
+{
+	struct om_cluster *c = f->o.c;
+	struct orphan *s = NULL;
+	struct result r = {.rc = -1};
+	Om__HistoryEvent ev = OM__HISTORY_EVENT__INIT;
+	char detail[1200];
+	bool ok;
+
+	for (size_t i = 0; i < MAX_ORPHANS && !s; i++)
+		if (f->v[i].used && f->v[i].pid == pid && pid != 0)
+			s = &f->v[i];
+	if (s == NULL)
+		return false;
+	if (s->fd < 0 || read(s->fd, &r, sizeof(r)) != (ssize_t)sizeof(r)) {
+		r.rc = -1;
+		snprintf(r.msg, sizeof(r.msg), "the worker died (%s %d)", WIFSIGNALED(status) ? "signal" : "exit",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	}
+	r.msg[sizeof(r.msg) - 1] = '\0';
+	ok = r.rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	ev.event = "failover";
+	ev.has_group = true;
+	ev.group = s->g;
+	ev.from = s->from;
+	ev.to = c->self_id;
+	ev.has_fence = true;
+	ev.fence = s->token;
+	ev.has_ok = true;
+	if (ok) {
+		cleanup_free char *k = om_cluster_key(c, "groups/%lu", s->g);
+		cleanup_free char *json = owner_after(s, c, r.generation);
+		om_error_t err = NULL;
+		bool won = false;
+		if (k == NULL || json == NULL ||
+		    om_etcd_txn(
+			c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = s->token}, 1,
+			&(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)},
+			1, NULL, 0, &won, NULL, &err) < 0) {
+			/* etcd unreachable: the group is ours (the key names this node at R);
+			 * the generation is recorded the next time */
+			flog(f, "event=failover-record-failed group=%lu reason=\"%.900s\"", s->g, emsg(err));
+			om_error_release(&err);
+			won = true;
+		}
+		if (!won) { /* the key moved on under us (this node was declared dead meanwhile) */
+			remove_local(f, s->g);
+			snprintf(r.msg, sizeof(r.msg), "%s", "the owner key changed during the restore: copy removed");
+			ok = false;
+		}
+	}
+	ev.ok = ok;
+	if (ok) {
+		double detect = s->last_seen_ms > 0 ? (double)(s->detect_ms - s->last_seen_ms) / 1000.0 : -1;
+		ev.has_generation = true;
+		ev.generation = r.generation;
+		ev.has_seconds = true;
+		ev.seconds = (double)(om_wall_ms() - s->detect_ms) / 1000.0;
+		if (detect >= 0)
+			snprintf(detail, sizeof(detail), "detect_s=%.1f restore_s=%.1f", detect, r.seconds);
+		else
+			snprintf(detail, sizeof(detail), "detect_s=? restore_s=%.1f", r.seconds);
+		ev.detail = detail;
+		emit(f, &ev);
+		orphan_clear(s);
+		return true;
+	}
+	remove_local(f, s->g);
+	give_back(f, s);
+	ev.event = "failover-failed";
+	snprintf(detail, sizeof(detail), "%s (retry in %.0f s)", r.msg, s->backoff);
+	ev.detail = detail;
+	emit(f, &ev);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	s->pid = 0;
+	free(s->old_value);
+	s->old_value = NULL;
+	if (s->old)
+		protobuf_c_message_free_unpacked(&s->old->base, NULL);
+	s->old = NULL;
+	s->next_try = om_now() + s->backoff;
+	s->backoff = s->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : s->backoff * 2;
+	return true;
+}
+
+void om_failover_abort(struct om_failover *f)
+{
+	for (size_t i = 0; i < MAX_ORPHANS; i++) {
+		struct orphan *s = &f->v[i];
+		int st = 0;
+		pid_t pid = s->pid;
+		if (!s->used || pid <= 0)
+			continue;
+		kill(pid, SIGKILL);
+		for (int t = 0; t < 200; t++) { /* bounded: 20 s (a CRIU child in D state) */
+			if (waitpid(pid, &st, WNOHANG) == pid)
+				break;
+			om_sleep_ms(100);
+		}
+		flog(f, "event=failover-aborted group=%lu worker=%d", s->g, (int)pid);
+		om_failover_reaped(f, pid, st ? st : SIGKILL);
+	}
+}
+
+/* ---- the poll ---- */
+
+static bool has_generation(struct om_failover *f, unsigned long g, om_error_t *err)
+{
+	cleanup_free char *path = NULL;
+	cleanup_free uint64_t *gens = NULL;
+	struct om_store st;
+	size_t n = 0;
+	int rc;
+
+	if (om_store_resolve_path(f->o.c->cfg->store, &path, err) < 0 || om_store_open(&st, path, false, err) < 0)
+		return true; /* cannot say: let the restore say it */
+	rc = om_store_list(&st, "groups", g, &gens, &n, err);
+	om_store_close(&st);
+	if (rc < 0)
+		return true;
+	return n > 0;
+}
+
+void om_failover_tick(struct om_failover *f)
+{
+	struct om_cluster *c = f->o.c;
+	struct om_node_info *nodes = NULL;
+	struct om_etcd_range r = {0};
+	cleanup_free char *pfx = om_cluster_key(c, "groups/");
+	const struct om_node_info *best, *me = NULL;
+	om_error_t err = NULL;
+	size_t nn = 0;
+	double now = om_now();
+
+	if (now < f->next_poll || pfx == NULL)
+		return;
+	f->next_poll = now + (f->o.ttl / 3 < 0.5 ? 0.5 : f->o.ttl / 3);
+	if (om_cluster_nodes(c, &nodes, &nn, &err) < 0 || om_etcd_get(c->etcd, pfx, true, 0, &r, &err) < 0) {
+		om_error_release(&err);
+		om_cluster_nodes_free(nodes, nn);
+		return;
+	}
+	for (size_t i = 0; i < nn && i < f->n_nodes; i++) {
+		if (nodes[i].alive && nodes[i].status && nodes[i].status->has_updated_ms)
+			f->nodes[i].updated_ms = nodes[i].status->updated_ms;
+		if (strcmp(f->nodes[i].id, c->self_id) == 0)
+			me = &nodes[i];
+	}
+	best = race(f) ? me : preferred(nodes, nn);
+	for (size_t i = 0; i < MAX_ORPHANS; i++)
+		f->v[i].seen = false;
+	for (size_t i = 0; i < r.n; i++) {
+		ProtobufCMessage *m = NULL;
+		Om__GroupOwner *o;
+		struct orphan *s;
+		bool dead = false, mine;
+		size_t j;
+
+		if (om_sandbox_parse(c->sb, &om__group_owner__descriptor, r.kvs[i].value, r.kvs[i].value_len, &m,
+				     &err) < 0) {
+			om_error_release(&err);
+			continue;
+		}
+		o = (Om__GroupOwner *)m;
+		for (j = 0; j < nn; j++)
+			if (strcmp(f->nodes[j].id, o->node) == 0)
+				break;
+		/* an owner outside the map is left alone (a map being changed) */
+		dead = j < nn && !nodes[j].alive && strcmp(o->node, c->self_id) != 0 && o->v == 1;
+		s = orphan_get(f, (unsigned long)o->group, dead);
+		if (s && dead)
+			s->seen = true;
+		if (!dead || s == NULL || s->pid != 0 || now < s->next_try)
+			goto next;
+		if (s->last_seen_ms == 0)
+			s->last_seen_ms = f->nodes[j].updated_ms;
+		/* a node that is itself not alive or drained takes nothing */
+		if (me == NULL || !me->alive || me->drained || best == NULL)
+			goto next;
+		mine = best == me;
+		if (!mine && now - s->first_seen < 2 * f->o.ttl)
+			goto next;
+		if (!has_generation(f, s->g, &err)) {
+			if (!s->impossible) {
+				Om__HistoryEvent ev = OM__HISTORY_EVENT__INIT;
+				char detail[256];
+				snprintf(detail, sizeof(detail), "no generation of the group in the store%s%s",
+					 err ? ": " : "", err ? emsg(err) : "");
+				ev.event = "failover-impossible";
+				ev.has_group = true;
+				ev.group = s->g;
+				ev.from = o->node;
+				ev.has_ok = true;
+				ev.ok = false;
+				ev.detail = detail;
+				emit(f, &ev);
+				s->impossible = true;
+			}
+			om_error_release(&err);
+			s->next_try = now + f->o.ttl; /* a generation may still appear */
+			goto next;
+		}
+		try_claim(f, s, o, r.kvs[i].mod_revision, &r.kvs[i]);
+	next:
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+	for (size_t i = 0; i < MAX_ORPHANS; i++) /* no longer orphaned (or gone) */
+		if (f->v[i].used && !f->v[i].seen && f->v[i].pid == 0)
+			orphan_clear(&f->v[i]);
+	om_etcd_range_release(&r);
+	om_cluster_nodes_free(nodes, nn);
+}
