@@ -56,6 +56,7 @@ struct handoff {
 	int64_t owner_rev;
 	int cancel_fd;
 	double downtime;
+	char lost_to[OM_CLUSTER_MAX_NODE_LEN]; /* taken over by a third node (failover) */
 };
 
 static void cluster_fail(om_error_t *err)
@@ -82,6 +83,13 @@ static int fence(struct handoff *h, om_error_t *err)
 		return -1;
 	if (om_owner_get(h->c, h->req->group, &now, NULL, &ferr) == 0 && now && strcmp(now->node, h->req->to) == 0) {
 		om_error_release(err); /* the target won the race: it runs there */
+		return 0;
+	}
+	if (now && strcmp(now->node, h->c->self_id) != 0) {
+		/* a third node took the group over (this node was taken for dead:
+		 * cluster/failover.h): it runs there, the frozen copy here must stop */
+		snprintf(h->lost_to, sizeof(h->lost_to), "%s", now->node);
+		om_error_release(err);
 		return 0;
 	}
 	om_error_release(&ferr);
@@ -205,6 +213,12 @@ int om_migrate_source(struct om_cluster *c, const Om__Request *req, int cancel_f
 		om_error_t rerr = NULL;
 		if (om_group_reset(&cg, req->group, NULL, NULL, &rerr) < 0)
 			om_error_release(&rerr);
+	}
+	if (h.lost_to[0]) {
+		om_ckpt_result_release(&res);
+		om_make_error(err, OM_ECLUSTER, "miggroup %lu was taken over by node %s during the migration: %s",
+			      (unsigned long)req->group, h.lost_to, "the copy here was stopped");
+		return om_error_set_exit(err, OM_EXIT_CLUSTER);
 	}
 	out->generation = res.generation;
 	out->downtime_s = h.downtime;
