@@ -616,6 +616,8 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 		goto out;
 	alog(a, "event=registered node=%s addr=%s lease=%lld ttl=%.0f pid=%d", a->c.self_id, a->c.self->addr,
 	     (long long)a->lease, ttl, (int)getpid());
+	if (om_failover_unmark_stopped(&a->c, err) < 0)
+		goto out;
 	reconcile(a);
 	if (publish(a, err) < 0)
 		goto out;
@@ -688,6 +690,8 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 	ret = 0;
 	{
 		om_error_t rerr = NULL;
+		if (om_failover_mark_stopped(&a->c, &rerr) < 0) /* a restart is no death */
+			om_error_release(&rerr);
 		if (om_etcd_lease_revoke(a->c.etcd, a->lease, &rerr) < 0)
 			om_error_release(&rerr);
 		alog(a, "event=stopped node=%s", a->c.self_id);

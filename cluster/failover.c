@@ -205,6 +205,11 @@ static void child(struct om_failover *f, unsigned long g, int64_t token, int fd)
 	ro.store = f->o.c->cfg->store;
 	ro.generation = 0; /* the newest complete one */
 	ro.fence = (uint64_t)token;
+	/* generations taken with the group left running on the dead node: a
+	 * takeover, which etcd vouches for (its lease is gone, and the fence keeps
+	 * it from publishing if it comes back) */
+	ro.takeover = true;
+	ro.force = true;
 	ro.lock_wait = 30;
 	res.rc = om_restore(&ro, &rr, &err);
 	res.seconds = om_now() - t0;
@@ -219,8 +224,10 @@ static void child(struct om_failover *f, unsigned long g, int64_t token, int fd)
 }
 
 /* The one transaction: owner->node (dead) to this node, on rev. */
+static void race_barrier(struct om_failover *f, unsigned long g, size_t n);
+
 static void try_claim(struct om_failover *f, struct orphan *s, const Om__GroupOwner *owner, int64_t rev,
-		      const struct om_etcd_kv *kv)
+		      const struct om_etcd_kv *kv, size_t survivors)
 {
 	struct om_cluster *c = f->o.c;
 	om_error_t err = NULL;
@@ -230,8 +237,15 @@ static void try_claim(struct om_failover *f, struct orphan *s, const Om__GroupOw
 	pid_t pid;
 
 	if (race(f)) /* every survivor at the same moment: the transaction alone decides */
-		om_sleep_ms(2000 - (long)(om_wall_ms() % 2000));
-	if (om_owner_move(c, s->g, rev, owner, c->self_id, 0, &won, &token, &err) < 0) {
+		race_barrier(f, s->g, survivors);
+	int mrc = om_owner_move(c, s->g, rev, owner, c->self_id, 0, &won, &token, &err);
+	if (race(f)) {
+		cleanup_free char *k = om_cluster_key(c, "fault-race/%lu/%s", s->g, c->self_id);
+		om_error_t derr = NULL;
+		if (k && om_etcd_delete(c->etcd, k, false, NULL, &derr) < 0)
+			om_error_release(&derr);
+	}
+	if (mrc < 0) {
 		flog(f, "event=failover-failed group=%lu from=%s reason=\"claim: %.900s\"", s->g, owner->node,
 		     emsg(err));
 		om_error_release(&err);
@@ -435,6 +449,57 @@ void om_failover_abort(struct om_failover *f)
 	}
 }
 
+int om_failover_mark_stopped(struct om_cluster *c, om_error_t *err)
+{
+	cleanup_free char *k = om_cluster_key(c, "stopped/%s", c->self_id);
+	char v[32];
+	int64_t lease = 0;
+
+	if (k == NULL)
+		return om_make_error(err, ENOMEM, "stopped mark");
+	snprintf(v, sizeof(v), "%lld", (long long)om_wall_ms());
+	if (om_etcd_lease_grant(c->etcd, OM_STOP_GRACE_S, &lease, err) < 0)
+		return -1;
+	return om_etcd_put(c->etcd, k, v, strlen(v), lease, NULL, err);
+}
+
+int om_failover_unmark_stopped(struct om_cluster *c, om_error_t *err)
+{
+	cleanup_free char *k = om_cluster_key(c, "stopped/%s", c->self_id);
+	if (k == NULL)
+		return om_make_error(err, ENOMEM, "stopped mark");
+	return om_etcd_delete(c->etcd, k, false, NULL, err);
+}
+
+/* tests ("failover-race"): every survivor that saw the orphan says so under
+ * PREFIX/fault-race/G/, and waits (at most ttl/2) until all n have: then they
+ * all run the transaction on the same revision at the same moment */
+static void race_barrier(struct om_failover *f, unsigned long g, size_t n)
+{
+	struct om_cluster *c = f->o.c;
+	cleanup_free char *pfx = om_cluster_key(c, "fault-race/%lu/", g);
+	cleanup_free char *k = om_cluster_key(c, "fault-race/%lu/%s", g, c->self_id);
+	double end = om_now() + f->o.ttl / 2;
+	om_error_t err = NULL;
+
+	if (pfx == NULL || k == NULL || om_etcd_put(c->etcd, k, "1", 1, 0, NULL, &err) < 0) {
+		om_error_release(&err);
+		return;
+	}
+	while (om_now() < end) {
+		struct om_etcd_range r = {0};
+		size_t have = 0;
+		if (om_etcd_get_opts(c->etcd, pfx, true, 0, OM_ETCD_COUNT_ONLY, &r, &err) == 0)
+			have = (size_t)r.count;
+		om_error_release(&err);
+		om_etcd_range_release(&r);
+		if (have >= n)
+			break;
+		om_sleep_ms(20);
+	}
+	flog(f, "event=failover-race group=%lu survivors=%zu", g, n);
+}
+
 /* ---- the poll ---- */
 
 static bool has_generation(struct om_failover *f, unsigned long g, om_error_t *err)
@@ -458,18 +523,21 @@ void om_failover_tick(struct om_failover *f)
 {
 	struct om_cluster *c = f->o.c;
 	struct om_node_info *nodes = NULL;
-	struct om_etcd_range r = {0};
+	struct om_etcd_range r = {0}, stopped = {0};
 	cleanup_free char *pfx = om_cluster_key(c, "groups/");
+	cleanup_free char *spfx = om_cluster_key(c, "stopped/");
 	const struct om_node_info *best, *me = NULL;
 	om_error_t err = NULL;
-	size_t nn = 0;
+	size_t nn = 0, survivors = 0;
 	double now = om_now();
 
-	if (now < f->next_poll || pfx == NULL)
+	if (now < f->next_poll || pfx == NULL || spfx == NULL)
 		return;
 	f->next_poll = now + (f->o.ttl / 3 < 0.5 ? 0.5 : f->o.ttl / 3);
-	if (om_cluster_nodes(c, &nodes, &nn, &err) < 0 || om_etcd_get(c->etcd, pfx, true, 0, &r, &err) < 0) {
+	if (om_cluster_nodes(c, &nodes, &nn, &err) < 0 || om_etcd_get(c->etcd, pfx, true, 0, &r, &err) < 0 ||
+	    om_etcd_get(c->etcd, spfx, true, 0, &stopped, &err) < 0) {
 		om_error_release(&err);
+		om_etcd_range_release(&r);
 		om_cluster_nodes_free(nodes, nn);
 		return;
 	}
@@ -478,6 +546,8 @@ void om_failover_tick(struct om_failover *f)
 			f->nodes[i].updated_ms = nodes[i].status->updated_ms;
 		if (strcmp(f->nodes[i].id, c->self_id) == 0)
 			me = &nodes[i];
+		if (nodes[i].alive && !nodes[i].drained)
+			survivors++;
 	}
 	best = race(f) ? me : preferred(nodes, nn);
 	for (size_t i = 0; i < MAX_ORPHANS; i++)
@@ -507,6 +577,9 @@ void om_failover_tick(struct om_failover *f)
 			goto next;
 		if (s->last_seen_ms == 0)
 			s->last_seen_ms = f->nodes[j].updated_ms;
+		for (size_t k = 0; k < stopped.n; k++)
+			if (strcmp(stopped.kvs[k].key + strlen(spfx), o->node) == 0)
+				goto next; /* its omd stopped cleanly: may be back soon */
 		/* a node that is itself not alive or drained takes nothing */
 		if (me == NULL || !me->alive || me->drained || best == NULL)
 			goto next;
@@ -533,7 +606,7 @@ void om_failover_tick(struct om_failover *f)
 			s->next_try = now + f->o.ttl; /* a generation may still appear */
 			goto next;
 		}
-		try_claim(f, s, o, r.kvs[i].mod_revision, &r.kvs[i]);
+		try_claim(f, s, o, r.kvs[i].mod_revision, &r.kvs[i], survivors);
 	next:
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
@@ -541,5 +614,6 @@ void om_failover_tick(struct om_failover *f)
 		if (f->v[i].used && !f->v[i].seen && f->v[i].pid == 0)
 			orphan_clear(&f->v[i]);
 	om_etcd_range_release(&r);
+	om_etcd_range_release(&stopped);
 	om_cluster_nodes_free(nodes, nn);
 }

@@ -40,6 +40,14 @@ void om_failover_free(struct om_failover *f);
 void om_failover_tick(struct om_failover *f);
 /* omd reaped pid: true when it was a failover worker (then handled here). */
 bool om_failover_reaped(struct om_failover *f, pid_t pid, int status);
+/* omd stops cleanly (SIGTERM: a restart, an upgrade): PREFIX/stopped/NODE on
+ * a lease of OM_STOP_GRACE_S seconds. While it exists the node's groups are
+ * not failed over (a restart of omd is no death); a node that does not come
+ * back within the grace is failed over then. omd removes it at its start. */
+#define OM_STOP_GRACE_S 60
+int om_failover_mark_stopped(struct om_cluster *c, om_error_t *err);
+int om_failover_unmark_stopped(struct om_cluster *c, om_error_t *err);
+
 /* This node's lease was lost: kill the failover workers, remove what they
  * restored and give their groups back (the transaction on R), bounded. */
 void om_failover_abort(struct om_failover *f);
