@@ -239,12 +239,6 @@ static void try_claim(struct om_failover *f, struct orphan *s, const Om__GroupOw
 	if (race(f)) /* every survivor at the same moment: the transaction alone decides */
 		race_barrier(f, s->g, survivors);
 	int mrc = om_owner_move(c, s->g, rev, owner, c->self_id, 0, &won, &token, &err);
-	if (race(f)) {
-		cleanup_free char *k = om_cluster_key(c, "fault-race/%lu/%s", s->g, c->self_id);
-		om_error_t derr = NULL;
-		if (k && om_etcd_delete(c->etcd, k, false, NULL, &derr) < 0)
-			om_error_release(&derr);
-	}
 	if (mrc < 0) {
 		flog(f, "event=failover-failed group=%lu from=%s reason=\"claim: %.900s\"", s->g, owner->node,
 		     emsg(err));
@@ -471,18 +465,22 @@ int om_failover_unmark_stopped(struct om_cluster *c, om_error_t *err)
 	return om_etcd_delete(c->etcd, k, false, NULL, err);
 }
 
-/* tests ("failover-race"): every survivor that saw the orphan says so under
- * PREFIX/fault-race/G/, and waits (at most ttl/2) until all n have: then they
- * all run the transaction on the same revision at the same moment */
+/* tests ("failover-race"): the survivors poll at the same moments (aligned on
+ * the wall clock); every survivor that saw the orphan says so under
+ * PREFIX/fault-race/G/ (a key on a 10 s lease), and waits (at most ttl/4)
+ * until all n have: then they all run the transaction on the same revision at
+ * the same moment */
 static void race_barrier(struct om_failover *f, unsigned long g, size_t n)
 {
 	struct om_cluster *c = f->o.c;
 	cleanup_free char *pfx = om_cluster_key(c, "fault-race/%lu/", g);
 	cleanup_free char *k = om_cluster_key(c, "fault-race/%lu/%s", g, c->self_id);
-	double end = om_now() + f->o.ttl / 2;
+	double end = om_now() + f->o.ttl / 4;
 	om_error_t err = NULL;
+	int64_t lease = 0;
 
-	if (pfx == NULL || k == NULL || om_etcd_put(c->etcd, k, "1", 1, 0, NULL, &err) < 0) {
+	if (pfx == NULL || k == NULL || om_etcd_lease_grant(c->etcd, 10, &lease, &err) < 0 ||
+	    om_etcd_put(c->etcd, k, "1", 1, lease, NULL, &err) < 0) {
 		om_error_release(&err);
 		return;
 	}
@@ -534,6 +532,10 @@ void om_failover_tick(struct om_failover *f)
 	if (now < f->next_poll || pfx == NULL || spfx == NULL)
 		return;
 	f->next_poll = now + (f->o.ttl / 3 < 0.5 ? 0.5 : f->o.ttl / 3);
+	if (race(f)) { /* every node at the same moments of the wall clock */
+		int64_t period = (int64_t)(f->o.ttl * 1000 / 3);
+		f->next_poll = now + (double)(period - om_wall_ms() % period) / 1000.0;
+	}
 	if (om_cluster_nodes(c, &nodes, &nn, &err) < 0 || om_etcd_get(c->etcd, pfx, true, 0, &r, &err) < 0 ||
 	    om_etcd_get(c->etcd, spfx, true, 0, &stopped, &err) < 0) {
 		om_error_release(&err);

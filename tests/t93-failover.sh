@@ -193,11 +193,10 @@ for k in 2 3; do
 	on "$k" env OM_FAULT=failover-race omd --log "$LABDIR/node$k/omd-race.log"
 	ok "node $k's omd restarted with OM_FAULT=failover-race" wait_for 20 alive_node "$k"
 done
-for g in 34 35; do
-	ok "worker f$g in group $g on node 1" start_on 1 "$g" "f$g" --mem 8
-	ok "group $g checkpointed" ckpt_on 1 "$g"
-done
+for g in 34 35; do ok "worker f$g in group $g on node 1" start_on 1 "$g" "f$g" --mem 8; done
+sleep 1
 S=$(snap f34 f35)
+for g in 34 35; do ok "group $g checkpointed" ckpt_on 1 "$g"; done
 lab kill 1 >/dev/null 2>&1
 ok "node 1 powered off again" wait_for 30 dead_node 1
 for g in 34 35; do
@@ -224,9 +223,10 @@ ok "node 1 starts again" wait_for 30 alive_node 1
 
 # ------------------------------- 3. node 1's omd paused past its lease ----
 ok "worker f36 in group 36 on node 1" start_on 1 36 f36 --mem 8
+sleep 1
+S=$(snap f36)
 ok "group 36 checkpointed" ckpt_on 1 36
 G36=$(newest_gen 36)
-S=$(snap f36)
 STALE=$(members_on 1 36 | tr '\n' ' ')
 LOGSTART=$(stat -c %s "$LABDIR/node1/omd.log")
 lab pause 1 >/dev/null 2>&1
@@ -235,8 +235,11 @@ ok "group 36 fails over to a survivor" wait_for 60 runs_on_survivor 36 1
 K=$(owner_of 36)
 ok "... the stale copy still runs on node 1 meanwhile (its omd is stopped)" test -n "$(members_on 1 36)"
 F=$(failover_field 36 fence)
-ok "the store's fence of group 36 is the failover's token, held by node $K" \
-	grep -q "^$F node$K " "$LABDIR/store/groups/36/fence"
+ok "the store's fence of group 36 is the failover's token $F, held by node $K, generation $G36" \
+	grep -q "^$F node$K $G36\$" "$LABDIR/store/groups/36/.fence"
+on 1 omckpt --leave-running -g 36
+ok "a checkpoint of the stale copy on node 1 is refused (exit 7: node $K owns the group)" \
+	sh -c "[ $RC -eq 7 ] && grep -q 'belongs to node $K' '$ERR'" || diag_file "$ERR"
 lab resume 1 >/dev/null 2>&1
 ok "node 1's omd resumed: its node key comes back" wait_for 20 alive_node 1
 ok "... it killed its stale copy of group 36" wait_for 20 logged_on 1 "event=stale-killed group=36 owner=$K"
