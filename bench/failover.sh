@@ -87,7 +87,6 @@ for ((run = 1; run <= RUNS; run++)); do
 		echo \"\$(ls $LABDIR/store/groups/$G | sed -n 's/^gen-//p' | sort -n | tail -1) \$s\" >>$T/ckpt.log; sleep $EVERY; done" \
 		</dev/null >/dev/null 2>&1 &
 	sleep "$(calc "$EVERY + $EVERY * $RANDOM / 32768")"
-	logs_before=$(cat "$LABDIR"/node*/omd*.log | wc -l)
 	t_kill=$(now)
 	"$TOP/cluster/omlab" "${LAB[@]}" kill "$node" >/dev/null
 	t_dead= t_run=
@@ -111,8 +110,11 @@ for ((run = 1; run <= RUNS; run++)); do
 	rpo+=("$(calc "$t_kill - ${start:-$t_kill}")")
 	printf 'run %d: node %s -> %s, generation %s: detection %.2f s, RTO %.2f s (restore %.2f s), RPO %.2f s%s\n' \
 		"$run" "$node" "$o" "$gen" "${det[-1]}" "${rto[-1]}" "$r" "${rpo[-1]}" "$([ -n "$start" ] || echo ' (generation not from the loop?)')"
+	# failed tries before the one that worked (e.g. a PID of the group taken on the preferred node)
+	since=ts=$(date -u -d "@${t_kill%.*}" +%Y-%m-%dT%H:%M:%S)
+	cat "$LABDIR"/node*/omd*.log | awk -v s="$since" '$1 >= s' | grep "event=failover-failed group=$G " |
+		sed 's/^/    /' | cut -c1-240 || true
 	"$TOP/cluster/omlab" "${LAB[@]}" start "$node" >/dev/null
-	: "$logs_before"
 	node=$o
 done
 echo

@@ -103,10 +103,17 @@ static void agent_event(void *arg, const Om__HistoryEvent *ev)
 		ADD(" generation=%llu", (unsigned long long)ev->generation);
 	if (ev->has_fence)
 		ADD(" fence=%lld", (long long)ev->fence);
-	for (const char *p = ev->detail; kv && p && *p; p++)
-		if (!(*p == ' ' || *p == '=' || *p == '_' || *p == '.' || *p == '?' || (*p >= 'a' && *p <= 'z') ||
-		      (*p >= '0' && *p <= '9')))
+	for (const char *p = ev->detail; kv && p && *p;) { /* words KEY=VALUE, KEY [a-z_], VALUE [0-9.?] */
+		size_t k = strspn(p, "abcdefghijklmnopqrstuvwxyz_"), v = 0;
+		if (k > 0 && p[k] == '=')
+			v = strspn(p + k + 1, "0123456789.?");
+		if (v == 0 || (p[k + 1 + v] != ' ' && p[k + 1 + v] != '\0')) {
 			kv = false;
+			break;
+		}
+		p += k + 1 + v;
+		p += *p == ' ';
+	}
 	if (kv)
 		ADD(" %s", ev->detail);
 	if (ev->has_seconds)

@@ -508,12 +508,16 @@ static bool has_generation(struct om_failover *f, unsigned long g, om_error_t *e
 	size_t n = 0;
 	int rc;
 
-	if (om_store_resolve_path(f->o.c->cfg->store, &path, err) < 0 || om_store_open(&st, path, false, err) < 0)
+	if (om_store_resolve_path(f->o.c->cfg->store, &path, err) < 0 || om_store_open(&st, path, false, err) < 0) {
+		om_error_release(err);
 		return true; /* cannot say: let the restore say it */
+	}
 	rc = om_store_list(&st, "groups", g, &gens, &n, err);
 	om_store_close(&st);
-	if (rc < 0)
+	if (rc < 0) {
+		om_error_release(err);
 		return true;
+	}
 	return n > 0;
 }
 
@@ -592,8 +596,7 @@ void om_failover_tick(struct om_failover *f)
 			if (!s->impossible) {
 				Om__HistoryEvent ev = OM__HISTORY_EVENT__INIT;
 				char detail[256];
-				snprintf(detail, sizeof(detail), "no generation of the group in the store%s%s",
-					 err ? ": " : "", err ? emsg(err) : "");
+				snprintf(detail, sizeof(detail), "%s", "no generation of the group in the store");
 				ev.event = "failover-impossible";
 				ev.has_group = true;
 				ev.group = s->g;

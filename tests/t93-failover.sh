@@ -136,6 +136,8 @@ history_has_stale() {
 	history_json | grep '"event":"lease-lost"' | grep -q "\"node\":\"$1\"" &&
 		history_json | grep '"event":"stale-kill"' | grep "\"node\":\"$1\"" | grep -q "\"group\":$2,"
 }
+forget() { ectl del "$1" | grep -qx 1; }
+impossible() { history_json | grep '"event":"failover-impossible"' | grep -q "\"group\":$1,"; }
 history_json() { ectl get --prefix --print-value-only /omtools/history/; }
 failovers_of() { history_json | grep '"event":"failover"' | grep -c "\"group\":$1,"; }
 failover_field() { history_json | grep '"event":"failover"' | grep "\"group\":$1," | grep -o "\"$2\":[0-9\"]*" | head -1 | tr -d '"' | cut -d: -f2; }
@@ -150,6 +152,7 @@ ok "every node is alive in etcd" wait_for 30 all_alive3
 for g in 31 32 33; do
 	ok "worker f$g in group $g on node 1" start_on 1 "$g" "f$g" --mem 8 --children 1
 done
+ok "worker f30 in group 30 on node 1, never checkpointed" start_on 1 30 f30 --mem 8
 for g in 31 32 33; do ok "group $g checkpointed on node 1 (--leave-running)" ckpt_on 1 "$g"; done
 sleep 1
 S=$(snap f31 f32 f33)
@@ -175,12 +178,16 @@ for g in 31 32 33; do
 	F=$(failover_field "$g" fence)
 	ok "... the owner key records the fence $F" owner_fence "$g" "$F"
 done
+ok "group 30 (no generation): failover-impossible in the history" wait_for 20 impossible 30
+ok "... and logged" sh -c "cat '$LABDIR'/node[23]/omd.log | grep -q 'event=failover-impossible group=30 from=1 ok=false reason=\"no generation'"
+ok "... its owner key still names node 1" owned_by 30 1
 sleep 3
 for g in 31 32 33; do ok "group $g still runs exactly once (no late second restore)" runs_once "$g"; done
 for g in 31 32 33; do ok "worker f$g passes its own checks" finish_on "$(owner_of "$g")" "f$g"; done
 for g in 31 32 33; do on "$(owner_of "$g")" resetgroup "$g"; done
 run "$OMLAB" "${LAB[@]}" start 1
 ok "node 1 starts again" wait_for 30 alive_node 1
+ok "group 30 forgotten by the cluster (its node lost it with the power)" forget /omtools/groups/30
 
 # ---------------------------------------- 2. two survivors race ----
 # nodes 2 and 3 get an omd that claims at the same moment as every other
