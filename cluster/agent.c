@@ -648,8 +648,10 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 		om_error_t werr = NULL;
 		int64_t next = rev;
 		double beat = ttl / 3 < 0.5 ? 0.5 : ttl / 3;
+		/* the watch ends by the next keep-alive: a beat late is a third of the lease */
+		double wait = last_beat + beat - om_now() < 0.05 ? 0.05 : last_beat + beat - om_now();
 
-		if (om_etcd_watch(a->c.etcd, pfx, true, rev, beat, o->signal_fd, on_event, a, &next, &werr) < 0) {
+		if (om_etcd_watch(a->c.etcd, pfx, true, rev, wait, o->signal_fd, on_event, a, &next, &werr) < 0) {
 			alog(a, "event=watch-failed reason=%s", q(errmsg(werr), b, sizeof(b)));
 			if (werr && werr->status == ERANGE) { /* compacted: read what is there now */
 				om_error_release(&werr);
