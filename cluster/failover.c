@@ -58,6 +58,7 @@ struct om_failover {
 	struct orphan v[MAX_ORPHANS];
 	struct seen_node *nodes; /* the last status of each node of the map */
 	size_t n_nodes;
+	double race_end; /* "failover-race": the barriers of one poll end by then */
 };
 
 __attribute__((format(printf, 2, 3))) static void flog(struct om_failover *f, const char *fmt, ...)
@@ -467,15 +468,17 @@ int om_failover_unmark_stopped(struct om_cluster *c, om_error_t *err)
 
 /* tests ("failover-race"): the survivors poll at the same moments (aligned on
  * the wall clock); every survivor that saw the orphan says so under
- * PREFIX/fault-race/G/ (a key on a 10 s lease), and waits (at most ttl/4)
- * until all n have: then they all run the transaction on the same revision at
+ * PREFIX/fault-race/G/ (a key on a 10 s lease), and waits until all n have
+ * (for all the orphans of one poll together, at most one poll period and a
+ * bit: a survivor whose poll came just before the lease expired sees it at
+ * its next poll): then they all run the transaction on the same revision at
  * the same moment */
 static void race_barrier(struct om_failover *f, unsigned long g, size_t n)
 {
 	struct om_cluster *c = f->o.c;
 	cleanup_free char *pfx = om_cluster_key(c, "fault-race/%lu/", g);
 	cleanup_free char *k = om_cluster_key(c, "fault-race/%lu/%s", g, c->self_id);
-	double end = om_now() + f->o.ttl / 4;
+	double end = f->race_end;
 	om_error_t err = NULL;
 	int64_t lease = 0;
 
@@ -536,6 +539,7 @@ void om_failover_tick(struct om_failover *f)
 	if (now < f->next_poll || pfx == NULL || spfx == NULL)
 		return;
 	f->next_poll = now + (f->o.ttl / 3 < 0.5 ? 0.5 : f->o.ttl / 3);
+	f->race_end = now + f->o.ttl / 3 + 0.3;
 	if (race(f)) { /* every node at the same moments of the wall clock */
 		int64_t period = (int64_t)(f->o.ttl * 1000 / 3);
 		f->next_poll = now + (double)(period - om_wall_ms() % period) / 1000.0;
