@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "group.h"
 #include "om-criu.h"
+#include "omckpt-policy.h"
 #include "probe.h"
 #include "workdir.h"
 #include "store.h"
@@ -116,6 +117,8 @@ static void usage(void)
 {
 	printf("Usage: %s -g G [OPTION]...\n"
 	       "       %s -p PID [OPTION]...\n"
+	       "       %s -g G --every DURATION [--keep N] [-T]\n"
+	       "       %s --policy [-g G] [--json]\n"
 	       "Freeze every process of miggroup G at once, dump each of its process trees with CRIU\n"
 	       "and write one new zstd-compressed, checksummed generation to the store.\n"
 	       "By default the group is stopped after the generation is safely written (migration);\n"
@@ -143,7 +146,15 @@ static void usage(void)
 	       "                         listener, a unix socket pair and a pipe is really dumped\n"
 	       "                         and restored), the cgroup freezer, a writable store;\n"
 	       "                         no group is touched\n"
-	       "      --json             with --check: one JSON object\n"
+	       "      --keep N           after the commit, keep the newest N generations (0: all)\n"
+	       "      --every DURATION   store a periodic-checkpoint policy for G and exit (no\n"
+	       "                         checkpoint now): omd checkpoints G with --leave-running\n"
+	       "                         whenever its newest generation is older than DURATION\n"
+	       "                         (30s, 10m, 2h, 1d; 10s to 7d), keeping --keep N; kept in\n"
+	       "                         etcd with a cluster (it follows the group), else in\n"
+	       "                         policy/G next to the settings file; 0 or off removes it\n"
+	       "      --policy           list the policies (of G with -g) and exit\n"
+	       "      --json             with --check or --policy: one JSON object\n"
 	       "  -q, --quiet            print nothing on success\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n\n"
@@ -151,12 +162,12 @@ static void usage(void)
 	       "4 store not writable, 5 CRIU failed or gave no answer in time, 6 another command\n"
 	       "(omckpt, omrestore, joingroup, resetgroup, omrun) holds the group, 128+N stopped\n"
 	       "by signal N (the group thawed, nothing written).\n",
-	       prog, prog);
+	       prog, prog, prog, prog);
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_LOCK_WAIT = 256, OPT_JSON, OPT_CRIU_TIMEOUT };
+	enum { OPT_LOCK_WAIT = 256, OPT_JSON, OPT_CRIU_TIMEOUT, OPT_EVERY, OPT_POLICY, OPT_KEEP };
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
 					     {"pid", required_argument, NULL, 'p'},
 					     {"leave-running", no_argument, NULL, 'R'},
@@ -171,13 +182,17 @@ int main(int argc, char **argv)
 					     {"check", no_argument, NULL, 'C'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"json", no_argument, NULL, OPT_JSON},
+					     {"every", required_argument, NULL, OPT_EVERY},
+					     {"policy", no_argument, NULL, OPT_POLICY},
+					     {"keep", required_argument, NULL, OPT_KEEP},
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	struct om_ckpt_opts o = {0};
 	struct om_ckpt_result r;
 	unsigned long v;
-	bool quiet = false, check = false, json = false;
+	bool quiet = false, check = false, json = false, policy = false;
+	struct om_policy_args pa = {.keep = -1};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "g:p:RTs:w:l:j:t:CqhV", opts, NULL)) != -1) {
@@ -236,12 +251,33 @@ int main(int argc, char **argv)
 		case OPT_JSON:
 			json = true;
 			break;
+		case OPT_EVERY:
+			pa.every = optarg;
+			break;
+		case OPT_POLICY:
+			policy = true;
+			break;
+		case OPT_KEEP:
+			if (om_parse_uint(optarg, 100000, &v) < 0)
+				return om_cli_usage_error(prog, "--keep must be a number of generations (0: all)");
+			pa.keep = (long)v;
+			o.keep = (unsigned)v;
+			break;
 		default:
 			return om_cli_common_option(c, prog, usage);
 		}
 	}
 	if (optind != argc)
 		return om_cli_usage_error(prog, "unexpected argument");
+	if (pa.every || policy) { /* the policy of periodic checkpoints: stored or listed, nothing checkpointed */
+		if ((pa.every && policy) || o.pid || check)
+			return om_cli_usage_error(prog, "--every and --policy go with -g G only");
+		pa.group = o.group;
+		pa.tcp_established = o.tcp_established;
+		pa.quiet = quiet;
+		pa.json = json;
+		return om_omckpt_policy(prog, &pa);
+	}
 	if (check) {
 		struct check_args ca = {&o, json};
 		return om_cli_run_held(prog, check_node, &ca);

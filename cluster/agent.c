@@ -6,6 +6,7 @@
 #include "cluster.h"
 #include "group.h"
 #include "migrate.h"
+#include "schedule.h"
 #include "util.h"
 
 #include <errno.h>
@@ -42,6 +43,7 @@ struct agent {
 	} batch[MAX_BATCH];
 	size_t n_batch;
 	bool stop;
+	struct om_sched *sched; /* periodic checkpoints by policy */
 };
 
 __attribute__((format(printf, 2, 3))) static void alog(struct agent *a, const char *fmt, ...)
@@ -321,6 +323,7 @@ static void reap(struct agent *a)
 			     WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 			w->pid = 0;
 		}
+		om_sched_reaped(a->sched, pid, st);
 	}
 }
 
@@ -445,6 +448,16 @@ static void prune_seen(struct agent *a)
 	om_etcd_range_release(&r);
 }
 
+static void sched_event(void *arg, const Om__HistoryEvent *ev)
+{
+	struct agent *a = arg;
+	char line[1600];
+	om_history_format(ev, line, sizeof(line));
+	alog(a, "%s", line);
+	if (a->o->event)
+		a->o->event(a->o->event_arg, ev);
+}
+
 static int register_node(struct agent *a, om_error_t *err)
 {
 	if (om_etcd_lease_grant(a->c.etcd, a->o->cfg->lease_ttl, &a->lease, err) < 0)
@@ -492,6 +505,17 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 	reconcile(a);
 	if (publish(a, err) < 0)
 		goto out;
+	{ /* the policies from etcd: the scan's problems go to the log */
+		struct om_sched_opts so = {.cfg = o->cfg,
+					   .c = &a->c,
+					   .node = a->c.self_id,
+					   .event = sched_event,
+					   .event_arg = a,
+					   .log = o->log,
+					   .log_arg = o->log_arg};
+		if (om_sched_new(&so, &a->sched, err) < 0)
+			goto out;
+	}
 
 	/* what was asked while no omd ran, then everything from that revision on */
 	pfx = om_cluster_key(&a->c, "req/%s/", a->c.self_id);
@@ -527,6 +551,7 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 		run_batch(a);
 		signals(a);
 		reap(a);
+		om_sched_tick(a->sched);
 		if (om_now() - last_beat >= beat) {
 			int64_t left = 0;
 			last_beat = om_now();
@@ -563,6 +588,7 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 		alog(a, "event=stopped node=%s", a->c.self_id);
 	}
 out:
+	om_sched_free(a->sched);
 	om_cluster_close(&a->c);
 out_free:
 	for (size_t i = 0; i < a->n_batch; i++) {

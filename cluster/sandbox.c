@@ -43,6 +43,8 @@ static const struct {
     {&om__group_owner__descriptor, false},
     {&om__request__descriptor, false},
     {&om__reply__descriptor, false},
+    {&om__policy__descriptor, false},
+    {&om__history_event__descriptor, false},
     {&om__etcd__range_response__descriptor, true},
     {&om__etcd__put_response__descriptor, true},
     {&om__etcd__delete_range_response__descriptor, true},
