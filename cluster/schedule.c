@@ -424,7 +424,7 @@ static void scan(struct om_sched *s)
 			continue;
 		if (!store_open) {
 			if (om_store_resolve_path(s->o.cfg->store, &spath, &err) < 0 ||
-			    om_store_open(&st, spath, false, &err) < 0) {
+			    om_store_open(&st, spath, true, &err) < 0) {
 				quote(err && err->msg ? err->msg : "?", why, sizeof(why));
 				slog(s, "event=schedule-failed reason=%s", why);
 				om_error_release(&err);
