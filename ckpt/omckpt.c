@@ -124,6 +124,18 @@ static int run(void *arg, int cancel_fd, om_error_t *err)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		om_error_t e = NULL;
+		struct om_group g = {0};
+		size_t members = 0;
+		/* a group without members (all exited, or reset) has nothing to keep */
+		if (om_group_load(&cg, ids[i], &g, &e) == 0)
+			members = om_group_count(&g);
+		om_group_release(&g);
+		om_error_release(&e);
+		if (members == 0) {
+			if (a->json)
+				printf("{\"group\":%lu,\"ok\":true,\"skipped\":\"no members\"}\n", ids[i]);
+			continue;
+		}
 		if (one(a, ids[i], cancel_fd, &e) == 0) {
 			a->n_ok++;
 			continue;
@@ -143,8 +155,8 @@ static int run(void *arg, int cancel_fd, om_error_t *err)
 	if (a->n_failed) {
 		int code = om_error_exit_code(first);
 		om_error_release(&first);
-		om_make_error(err, EIO, "%d of %zu group%s failed (each is named above)", a->n_failed, n,
-			      n == 1 ? "" : "s");
+		om_make_error(err, OM_EUSAGE, "%d of %d group%s failed (each is named above)", a->n_failed,
+			      a->n_failed + a->n_ok, a->n_failed + a->n_ok == 1 ? "" : "s");
 		return om_error_set_exit(err, code);
 	}
 	return 0;
