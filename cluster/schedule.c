@@ -187,7 +187,7 @@ static struct slot *slot_of(struct om_sched *s, unsigned long g, bool create)
 
 /* ---- the worker ---- */
 
-static void worker(struct om_sched *s, unsigned long g, const Om__Policy *p, uint64_t fence, int wfd)
+static void worker(struct om_sched *s, unsigned long g, const Om__Policy *p, uint64_t fence, int wfd, pid_t omd)
 {
 	struct om_ckpt_opts o = {0};
 	struct om_ckpt_result r = {0};
@@ -204,7 +204,7 @@ static void worker(struct om_sched *s, unsigned long g, const Om__Policy *p, uin
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (getppid() == 1) /* omd died before the death signal was armed */
+	if (getppid() != omd) /* omd died before the death signal was armed */
 		_exit(OM_EXIT_FAILURE);
 	o.group = g;
 	o.store = s->o.cfg->store;
@@ -233,7 +233,7 @@ static void worker(struct om_sched *s, unsigned long g, const Om__Policy *p, uin
 static void start(struct om_sched *s, struct slot *sl, const Om__Policy *p)
 {
 	int fds[2];
-	pid_t pid;
+	pid_t pid, self = getpid();
 
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		slog(s, "event=schedule-failed group=%lu reason=\"pipe: %s\"", sl->g, strerror(errno));
@@ -249,7 +249,7 @@ static void start(struct om_sched *s, struct slot *sl, const Om__Policy *p)
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		worker(s, sl->g, p, sl->fence, fds[1]);
+		worker(s, sl->g, p, sl->fence, fds[1], self);
 	}
 	close(fds[1]);
 	sl->pid = pid;
