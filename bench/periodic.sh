@@ -40,7 +40,7 @@ for MEM in $SIZES; do
 	until grep -q ready=1 "$T/w.status" 2>/dev/null; do sleep 0.1; done
 	sleep 1
 	raw=() frozen=() total=()
-	for r in $(seq "$ROUNDS"); do
+	for _ in $(seq "$ROUNDS"); do
 		rm -rf "$T/raw"
 		mkdir -p "$T/raw"
 		t0=$(now)
@@ -54,7 +54,7 @@ for MEM in $SIZES; do
 		"$B/omckpt" -q --leave-running -g $G
 		t1=$(now)
 		total+=("$(echo "$t1 - $t0" | bc -l)")
-		gen=$(ls -d "$OM_STORE/groups/$G"/gen-* | sort -t- -k2 -n | tail -1)
+		gen=$(find "$OM_STORE/groups/$G" -mindepth 1 -maxdepth 1 -name 'gen-*' | sort -t- -k2 -n | tail -1)
 		frozen+=("$("$B/omdecode" --json "$gen" | grep -o '"freeze_seconds":[0-9.e-]*' | cut -d: -f2)")
 		rm -rf "$OM_STORE/groups/$G"/gen-*
 		sleep 0.5
@@ -63,9 +63,14 @@ for MEM in $SIZES; do
 	kill -TERM "$root"
 	for _ in $(seq 200); do [ -e "$T/w.result" ] && break; sleep 0.1; done
 	[ "$(cat "$T/w.result" 2>/dev/null)" = PASS ] || { echo "worker: $(cat "$T/w.result" 2>/dev/null || echo no result)" >&2; exit 1; }
-	printf '%-8s %-22s %8s %8s %8s\n' "${MEM} MiB" "raw criu dump (frozen)" $(stats "${raw[@]}")
-	printf '%-8s %-22s %8s %8s %8s\n' "" "omckpt -R frozen" $(stats "${frozen[@]}")
-	printf '%-8s %-22s %8s %8s %8s\n' "" "omckpt -R total" $(stats "${total[@]}")
+	row() { # LABEL1 LABEL2 "MIN MEDIAN MAX"
+		local a b c
+		read -r a b c <<<"$3"
+		printf '%-8s %-22s %8s %8s %8s\n' "$1" "$2" "$a" "$b" "$c"
+	}
+	row "${MEM} MiB" "raw criu dump (frozen)" "$(stats "${raw[@]}")"
+	row "" "omckpt -R frozen" "$(stats "${frozen[@]}")"
+	row "" "omckpt -R total" "$(stats "${total[@]}")"
 	printf '%-8s %-22s %8s\n' "" "frozen om/raw" "$(printf "%.2f" "$(echo "$(median "${frozen[@]}") / $(median "${raw[@]}")" | bc -l)")"
 done
 echo "($ROUNDS rounds each, seconds; worker PASS after all rounds: its memory and counter intact)"

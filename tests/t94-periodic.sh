@@ -170,7 +170,7 @@ start_on() {
 finish_on() {
 	local pid=${WPID[$2]} end=$((SECONDS + 60))
 	"$OMLAB" "${LAB[@]}" exec "$1" -- kill -TERM "$pid"
-	while [ ! -e "$W/$2.result" ] && [ $SECONDS -lt $end ]; do sleep 0.2; done
+	while [ ! -e "$W/$2.result" ] && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
 	if [ "$(cat "$W/$2.result" 2>/dev/null)" != PASS ]; then
 		diag "worker $2: $(cat "$W/$2.result" 2>/dev/null || echo 'no result')"
 		return 1
