@@ -25,6 +25,9 @@ void om_ckpt_result_release(struct om_ckpt_result *res)
 {
 	free(res->path);
 	res->path = NULL;
+	om_prune_result_release(&res->prune);
+	free(res->prune_error);
+	res->prune_error = NULL;
 }
 
 struct ckpt_ctx {
@@ -50,6 +53,7 @@ struct ckpt_ctx {
 	unsigned long long *st_start;
 	size_t n_st;
 	struct om_shm_known *shm_known; /* shmig: what om_shm_check saw before the freeze */
+	struct om_thaw_guard guard;	/* thaws the group if we are killed with it frozen */
 };
 
 /* The cleanup of a checkpoint: thaws a group still frozen, moves processes of
@@ -104,7 +108,8 @@ static void ctx_release(struct ckpt_ctx *c)
 	free(c->st_start);
 	if (c->pid_lock_fd >= 0)
 		close(c->pid_lock_fd);
-	if (c->lock_fd >= 0) /* last: the group is left as it should be */
+	om_thaw_guard_stop(&c->guard); /* we are done with the group: nothing for it to do */
+	if (c->lock_fd >= 0)	       /* last: the group is left as it should be */
 		close(c->lock_fd);
 }
 
@@ -113,6 +118,13 @@ static bool fault(const struct om_ckpt_opts *o, const char *name)
 {
 	size_t n = strlen(name);
 	return o->fault && strncmp(o->fault, name, n) == 0 && (o->fault[n] == '\0' || o->fault[n] == ':');
+}
+
+/* OM_FAULT=kill:PHASE: SIGKILL ourselves at that phase (tests: kill -9 safety) */
+static void kill_fault(const struct om_ckpt_opts *o, const char *phase)
+{
+	if (o->fault && strncmp(o->fault, "kill:", 5) == 0 && strcmp(o->fault + 5, phase) == 0)
+		raise(SIGKILL);
 }
 
 /* omckpt -p PID: find or make the leaf cgroup of PID's tree. */
@@ -714,6 +726,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		goto out;
 	}
 	st.cancel_fd = o->cancel_fd;
+	st.fault = o->fault;
 	if (om_gen_begin(&st, kind, id, o->lock_wait, &w, err) < 0) {
 		if ((*err)->status != EWOULDBLOCK)
 			om_error_set_exit(err, OM_EXIT_STORE);
@@ -737,12 +750,15 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	    check_shm(&c, err) < 0)
 		goto out;
 
-	/* the consistent cut */
+	/* the consistent cut, under a guard that thaws it if we are killed */
+	if (om_thaw_guard_start(&c.g, c.lockname, &c.guard, err) < 0)
+		goto out;
 	tfreeze = om_now();
 	if (om_group_freeze(&c.g, o->freeze_timeout > 0 ? o->freeze_timeout : 10, o->cancel_fd, err) < 0)
 		goto out;
 	if (reload_frozen(&c, err) < 0)
 		goto out;
+	kill_fault(o, "freezing");
 	if (check_trees_whole(&c, err) < 0 || check_no_foreign_tty(&c, seen, n_seen, err) < 0 ||
 	    build_manifest(&c, criu_ver, err) < 0)
 		goto out;
@@ -792,6 +808,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		c.m->trees[i]->has_dump_seconds = true;
 		c.m->trees[i]->dump_seconds = om_now() - td;
 		tdump += om_now() - td;
+		kill_fault(o, "dumping");
 	}
 	om_shm_drop_links(c.m->shm);		/* CRIU has opened what it needed by those names */
 	if (c.netlock[0] && o->leave_running) { /* CRIU has turned TCP repair off: let them talk */
@@ -831,6 +848,10 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	c.m->freeze_seconds = o->leave_running ? res->freeze_seconds : om_now() - tfreeze;
 	c.m->has_total_seconds = true;
 	c.m->total_seconds = om_now() - t0;
+	if (o->fence) {
+		c.m->has_fence = true;
+		c.m->fence = o->fence;
+	}
 	/* a migration: record the intent before the rename publishes the generation */
 	if (!o->leave_running && write_intent(&c, &st, kind, id, w, err) < 0)
 		goto out;
@@ -850,6 +871,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	/* published (even if the commit failed after its rename): from here on
 	 * the group is the store's and never runs here again */
 	c.published = !o->leave_running;
+	if (c.published) /* the group is the store's: its intent (kill) is what recovery follows */
+		om_thaw_guard_arm(&c.guard, false);
 	if (fault(o, "ckpt-after-commit"))
 		raise(SIGKILL);
 	res->path = om_strdup_printf("%s/%s/%lu/gen-%llu", st.path, kind, id, (unsigned long long)res->generation);
@@ -864,6 +887,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		if (o->handoff(o->handoff_arg, res, err) < 0) {
 			/* not taken: the group runs on here, as if nothing happened */
 			c.published = false;
+			om_thaw_guard_arm(&c.guard, true);
 			if (om_intent_remove(c.lockname, &tmp) == 0)
 				c.intent = false;
 			om_error_release(&tmp);
@@ -906,6 +930,15 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		om_error_wrap(err, "generation %llu is published%s, but", (unsigned long long)res->generation,
 			      o->leave_running ? "" : " and the group stopped");
 		goto out;
+	}
+	/* retention, only now that the new generation is durable (and the group
+	 * stopped or running again): a failure here is reported, not fatal */
+	if (o->keep > 0) {
+		om_error_t perr = NULL;
+		if (om_gen_prune(w, o->keep, &res->prune, &perr) < 0) {
+			res->prune_error = strdup(perr && perr->msg ? perr->msg : "pruning failed");
+			om_error_release(&perr);
+		}
 	}
 	res->total_seconds = om_now() - t0;
 	ret = 0;

@@ -54,7 +54,7 @@ struct om_ckpt_result {
 	double freeze_seconds; /* from freeze to thaw or kill */
 	double dump_seconds;   /* CRIU time */
 	double total_seconds;
-	double freeze_started; /* om_now() at the freeze (for handoff's downtime) */
+	double freeze_started;	      /* om_now() at the freeze (for handoff's downtime) */
 	struct om_prune_result prune; /* what keep removed */
 	char *prune_error;	      /* the commit worked but pruning failed: why (not an error) */
 };

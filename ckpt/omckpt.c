@@ -2,6 +2,8 @@
 #include "config.h"
 #include "checkpoint.h"
 #include "cli.h"
+#include "cluster.h"
+#include "settings.h"
 #include "group.h"
 #include "om-criu.h"
 #include "probe.h"
@@ -16,16 +18,148 @@ static const char *prog = "omckpt";
 
 struct run_args {
 	const struct om_ckpt_opts *o;
-	struct om_ckpt_result *r;
+	const struct om_config *cfg;
+	bool all, json, quiet;
+	unsigned long only; /* -g G (0: --all or -p) */
+	int n_ok, n_failed;
 };
+
+static void print_result(const struct run_args *a, unsigned long group, pid_t pid, const struct om_ckpt_result *r,
+			 om_error_t e)
+{
+	if (a->json) {
+		printf("{\"group\":%lu,", group);
+		if (pid)
+			printf("\"pid\":%d,", (int)pid);
+		if (e) {
+			printf("\"ok\":false,\"exit\":%d,\"error\":", om_error_exit_code(e));
+			om_json_string(stdout, e->msg);
+			printf("}\n");
+			return;
+		}
+		printf("\"ok\":true,\"generation\":%llu,\"path\":", (unsigned long long)r->generation);
+		om_json_string(stdout, r->path);
+		printf(",\"trees\":%zu,\"processes\":%zu,\"raw_bytes\":%llu,\"stored_bytes\":%llu,"
+		       "\"frozen_seconds\":%.6f,\"dump_seconds\":%.6f,\"total_seconds\":%.6f,\"left_running\":%s,"
+		       "\"pruned\":[",
+		       r->n_trees, r->n_procs, (unsigned long long)r->raw_bytes, (unsigned long long)r->stored_bytes,
+		       r->freeze_seconds, r->dump_seconds, r->total_seconds, a->o->leave_running ? "true" : "false");
+		for (size_t i = 0; i < r->prune.n_removed; i++)
+			printf("%s%llu", i ? "," : "", (unsigned long long)r->prune.removed[i]);
+		printf("],\"kept_pinned\":[");
+		for (size_t i = 0; i < r->prune.n_pinned; i++)
+			printf("%s%llu", i ? "," : "", (unsigned long long)r->prune.pinned[i]);
+		printf("],\"prune_error\":");
+		om_json_string(stdout, r->prune_error);
+		printf("}\n");
+		return;
+	}
+	if (e) {
+		om_error_print(stderr, prog, e);
+		return;
+	}
+	if (a->quiet)
+		return;
+	if (group)
+		printf("group %lu: ", group);
+	else
+		printf("process %d: ", (int)pid);
+	printf("generation %llu written to %s (%zu tree%s, %zu process%s, raw %.1f MiB, stored %.1f MiB, "
+	       "%.2f s, frozen %.2f s%s)",
+	       (unsigned long long)r->generation, r->path, r->n_trees, r->n_trees == 1 ? "" : "s", r->n_procs,
+	       r->n_procs == 1 ? "" : "es", (double)r->raw_bytes / 1048576.0, (double)r->stored_bytes / 1048576.0,
+	       r->total_seconds, r->freeze_seconds, a->o->leave_running ? ", left running" : ", stopped");
+	if (r->prune.n_removed) {
+		printf("; pruned");
+		for (size_t i = 0; i < r->prune.n_removed; i++)
+			printf(" %llu", (unsigned long long)r->prune.removed[i]);
+	}
+	if (r->prune.n_pinned) {
+		printf("; kept (being restored)");
+		for (size_t i = 0; i < r->prune.n_pinned; i++)
+			printf(" %llu", (unsigned long long)r->prune.pinned[i]);
+	}
+	printf("\n");
+	if (r->prune_error)
+		fprintf(stderr, "%s: warning: group %lu: generation %llu is written, but pruning failed: %s\n", prog,
+			group, (unsigned long long)r->generation, r->prune_error);
+}
+
+/* One group (or -p tree): its fencing token from the cluster, then the checkpoint. */
+static int one(struct run_args *a, unsigned long group, int cancel_fd, om_error_t *err)
+{
+	struct om_ckpt_opts o = *a->o;
+	struct om_ckpt_result r;
+
+	o.cancel_fd = cancel_fd;
+	o.group = group;
+	if (group && om_cluster_group_fence(a->cfg, group, &o.fence, err) < 0)
+		return om_error_wrap(err, "checkpoint miggroup %lu", group);
+	if (om_checkpoint(&o, &r, err) < 0)
+		return -1;
+	print_result(a, group, o.pid, &r, NULL);
+	om_ckpt_result_release(&r);
+	return 0;
+}
 
 static int run(void *arg, int cancel_fd, om_error_t *err)
 {
 	struct run_args *a = arg;
-	struct om_ckpt_opts o = *a->o;
+	cleanup_free unsigned long *ids = NULL;
+	size_t n = 0;
+	struct om_cg cg;
+	om_error_t first = NULL;
 
-	o.cancel_fd = cancel_fd;
-	return om_checkpoint(&o, a->r, err);
+	if (!a->all) {
+		int rc = one(a, a->only, cancel_fd, err);
+		if (rc < 0 && a->json) {
+			print_result(a, a->only, a->o->pid, NULL, *err);
+			om_error_set_exit(err, om_error_exit_code(*err));
+		}
+		return rc;
+	}
+	/* --all: every group hosted here, one consistent cut each; a group that
+	 * fails does not stop the others */
+	if (om_cg_init(&cg, err) < 0 || om_group_list(&cg, &ids, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		om_error_t e = NULL;
+		struct om_group g = {0};
+		size_t members = 0;
+		/* a group without members (all exited, or reset) has nothing to keep */
+		if (om_group_load(&cg, ids[i], &g, &e) == 0)
+			members = om_group_count(&g);
+		om_group_release(&g);
+		om_error_release(&e);
+		if (members == 0) {
+			if (a->json)
+				printf("{\"group\":%lu,\"ok\":true,\"skipped\":\"no members\"}\n", ids[i]);
+			continue;
+		}
+		if (one(a, ids[i], cancel_fd, &e) == 0) {
+			a->n_ok++;
+			continue;
+		}
+		a->n_failed++;
+		print_result(a, ids[i], 0, NULL, e);
+		if (e->status == ECANCELED) { /* a signal: stop here */
+			om_error_release(&first);
+			*err = e;
+			return -1;
+		}
+		if (first == NULL)
+			first = e;
+		else
+			om_error_release(&e);
+	}
+	if (a->n_failed) {
+		int code = om_error_exit_code(first);
+		om_error_release(&first);
+		om_make_error(err, OM_EUSAGE, "%d of %d group%s failed (each is named above)", a->n_failed,
+			      a->n_failed + a->n_ok, a->n_failed + a->n_ok == 1 ? "" : "s");
+		return om_error_set_exit(err, code);
+	}
+	return 0;
 }
 
 static const char *yesno(int v)
@@ -116,12 +250,19 @@ static void usage(void)
 {
 	printf("Usage: %s -g G [OPTION]...\n"
 	       "       %s -p PID [OPTION]...\n"
+	       "       %s --all [OPTION]...\n"
 	       "Freeze every process of miggroup G at once, dump each of its process trees with CRIU\n"
 	       "and write one new zstd-compressed, checksummed generation to the store.\n"
 	       "By default the group is stopped after the generation is safely written (migration);\n"
 	       "on any failure the group is thawed and keeps running, and no generation appears.\n\n"
 	       "  -g, --group G          checkpoint miggroup G\n"
 	       "  -p, --pid PID          checkpoint the process tree rooted at PID\n"
+	       "  -a, --all              checkpoint every miggroup of this node, one consistent cut\n"
+	       "                         per group (a group that fails does not stop the others)\n"
+	       "  -k, --keep N           then keep the newest N generations of each group (0: all;\n"
+	       "                         default: `keep =` in omtools.conf); older ones are removed\n"
+	       "                         only after the new one is durable, never while a restore\n"
+	       "                         (on any node) reads them\n"
 	       "  -R, --leave-running    keep the processes running (periodic checkpoint)\n"
 	       "  -T, --tcp-established  carry established TCP connections (CRIU's TCP repair);\n"
 	       "                         their packets are dropped (nftables table inet\n"
@@ -143,15 +284,17 @@ static void usage(void)
 	       "                         listener, a unix socket pair and a pipe is really dumped\n"
 	       "                         and restored), the cgroup freezer, a writable store;\n"
 	       "                         no group is touched\n"
-	       "      --json             with --check: one JSON object\n"
+	       "      --json             one JSON object per group (with --check: one object)\n"
 	       "  -q, --quiet            print nothing on success\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n\n"
 	       "Exit status: 0 ok, 1 failure, 2 usage, 3 unknown or empty group / no such PID,\n"
 	       "4 store not writable, 5 CRIU failed or gave no answer in time, 6 another command\n"
-	       "(omckpt, omrestore, joingroup, resetgroup, omrun) holds the group, 128+N stopped\n"
-	       "by signal N (the group thawed, nothing written).\n",
-	       prog, prog);
+	       "(omckpt, omrestore, joingroup, resetgroup, omrun) holds the group, 7 the cluster:\n"
+	       "another node owns the group, or took it over (fenced), or etcd does not answer,\n"
+	       "128+N stopped by signal N (the group thawed, nothing written). With --all: the\n"
+	       "status of the first group that failed.\n",
+	       prog, prog, prog);
 }
 
 int main(int argc, char **argv)
@@ -159,6 +302,8 @@ int main(int argc, char **argv)
 	enum { OPT_LOCK_WAIT = 256, OPT_JSON, OPT_CRIU_TIMEOUT };
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
 					     {"pid", required_argument, NULL, 'p'},
+					     {"all", no_argument, NULL, 'a'},
+					     {"keep", required_argument, NULL, 'k'},
 					     {"leave-running", no_argument, NULL, 'R'},
 					     {"tcp-established", no_argument, NULL, 'T'},
 					     {"store", required_argument, NULL, 's'},
@@ -175,12 +320,12 @@ int main(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	struct om_ckpt_opts o = {0};
-	struct om_ckpt_result r;
+	struct om_config cfg;
 	unsigned long v;
-	bool quiet = false, check = false, json = false;
+	bool quiet = false, check = false, json = false, all = false, keep_set = false;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "g:p:RTs:w:l:j:t:CqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "g:p:ak:RTs:w:l:j:t:CqhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			if (om_group_parse_id(optarg, false, &o.group, &err) < 0)
@@ -189,6 +334,15 @@ int main(int argc, char **argv)
 		case 'p':
 			if (om_parse_pid(optarg, &o.pid) < 0)
 				return om_cli_usage_error(prog, "invalid PID");
+			break;
+		case 'a':
+			all = true;
+			break;
+		case 'k':
+			if (om_parse_uint(optarg, 100000, &v) < 0)
+				return om_cli_usage_error(prog, "--keep must be a number of generations (0: all)");
+			o.keep = (unsigned)v;
+			keep_set = true;
 			break;
 		case 'R':
 			o.leave_running = true;
@@ -246,25 +400,17 @@ int main(int argc, char **argv)
 		struct check_args ca = {&o, json};
 		return om_cli_run_held(prog, check_node, &ca);
 	}
-	if ((o.group == 0) == (o.pid == 0))
-		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
+	if ((o.group != 0) + (o.pid != 0) + all != 1)
+		return om_cli_usage_error(prog, "give exactly one of -g G, -p PID or --all");
+	/* the settings: `keep =` and the cluster (fencing tokens) */
+	if (om_cli_config(NULL, NULL, NULL, &cfg, &err) < 0)
+		return om_cli_fail(prog, &err);
+	if (!keep_set)
+		o.keep = cfg.keep;
 	/* fault injection for the tests (like CRIU's --fault); the library never reads the environment */
 	o.fault = getenv("OM_FAULT");
-	struct run_args a = {&o, &r};
+	struct run_args a = {.o = &o, .cfg = &cfg, .all = all, .json = json, .quiet = quiet, .only = o.group};
 	int rc = om_cli_run_held(prog, run, &a);
-	if (rc != OM_EXIT_OK)
-		return rc;
-	if (!quiet) {
-		if (o.group)
-			printf("group %lu: ", o.group);
-		else
-			printf("process %d: ", (int)o.pid);
-		printf("generation %llu written to %s (%zu tree%s, %zu process%s, raw %.1f MiB, stored %.1f MiB, "
-		       "%.2f s%s)\n",
-		       (unsigned long long)r.generation, r.path, r.n_trees, r.n_trees == 1 ? "" : "s", r.n_procs,
-		       r.n_procs == 1 ? "" : "es", (double)r.raw_bytes / 1048576.0, (double)r.stored_bytes / 1048576.0,
-		       r.total_seconds, o.leave_running ? ", left running" : ", stopped");
-	}
-	om_ckpt_result_release(&r);
-	return 0;
+	om_config_release(&cfg);
+	return rc;
 }

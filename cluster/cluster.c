@@ -377,6 +377,41 @@ static int claim_or_release(const struct om_config *cfg, unsigned long g, bool c
 	return rc;
 }
 
+int om_owner_fence(struct om_cluster *c, unsigned long g, uint64_t *fence, om_error_t *err)
+{
+	Om__GroupOwner *o = NULL;
+	int64_t rev = 0;
+	int rc = 0;
+
+	*fence = 0;
+	if (om_owner_get(c, g, &o, &rev, err) < 0)
+		return -1;
+	if (o && strcmp(o->node, c->self_id) != 0)
+		rc = om_make_error(err, OM_ECLUSTER,
+				   "miggroup %lu belongs to node %s in the cluster: this node does not checkpoint it",
+				   g, o->node);
+	else if (o)
+		*fence = (uint64_t)rev;
+	if (o)
+		protobuf_c_message_free_unpacked(&o->base, NULL);
+	return rc;
+}
+
+int om_cluster_group_fence(const struct om_config *cfg, unsigned long g, uint64_t *fence, om_error_t *err)
+{
+	struct om_cluster c;
+	int rc;
+
+	*fence = 0;
+	if (!om_cluster_configured(cfg))
+		return 0;
+	if (om_cluster_open(&c, cfg, true, err) < 0)
+		return om_error_wrap(err, "miggroup %lu in the cluster", g);
+	rc = om_owner_fence(&c, g, fence, err);
+	om_cluster_close(&c);
+	return rc;
+}
+
 int om_cluster_claim_group(const struct om_config *cfg, unsigned long g, om_error_t *err)
 {
 	return claim_or_release(cfg, g, true, err);

@@ -74,6 +74,11 @@ int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__
 
 /* For the node-local commands (joingroup, omrun, resetgroup): claim or
  * release g in the cluster when one is configured (cfg says), else nothing. */
+/* The fencing token of g for a checkpoint by this node: the mod_revision of
+ * its owner key (0: no key). OM_ECLUSTER when another node owns g. */
+int om_owner_fence(struct om_cluster *c, unsigned long g, uint64_t *fence, om_error_t *err);
+/* The same from the settings; 0 when no cluster is configured. */
+int om_cluster_group_fence(const struct om_config *cfg, unsigned long g, uint64_t *fence, om_error_t *err);
 int om_cluster_claim_group(const struct om_config *cfg, unsigned long g, om_error_t *err);
 int om_cluster_release_group(const struct om_config *cfg, unsigned long g, om_error_t *err);
 

@@ -118,6 +118,7 @@ int om_error_exit_code(om_error_t err)
 	case OM_EUSAGE:
 		return OM_EXIT_USAGE;
 	case OM_ECLUSTER:
+	case ESTALE: /* fenced: another node owns the group now */
 		return OM_EXIT_CLUSTER;
 	default:
 		return OM_EXIT_FAILURE;

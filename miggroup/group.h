@@ -82,6 +82,24 @@ int om_group_kill(struct om_group *g, om_error_t *err);
  * a stale copy of a group that runs on another node. The cgroups are removed
  * even when the kill fails; the first error is returned. */
 int om_group_remove(const struct om_cg *cg, unsigned long id, om_error_t *err);
+/* A thaw guard (miggroup/guard.c): a small process, started before a freeze,
+ * that thaws the group when the process that froze it dies without saying so
+ * (omckpt killed by SIGKILL while freezing, dumping, compressing or
+ * publishing). It waits (up to 10 s) until no member is ptraced any more (CRIU
+ * dies with its caller), takes the lock `lockname` (lock.h: "group-<G>" or
+ * "pid-<PID>"; which finishes an interrupted migration whose generation was
+ * published: killed, not thawed), then thaws every leaf of the group
+ * (reloaded by id, so trees added at the cut are included). Armed when
+ * started; om_thaw_guard_stop disarms it when its creator is done. */
+struct om_thaw_guard {
+	pid_t pid; /* 0: none */
+	int fd;	   /* the pipe the guard reads: 'A' arm, 'N' disarm, EOF: act */
+};
+int om_thaw_guard_start(const struct om_group *g, const char *lockname, struct om_thaw_guard *gd, om_error_t *err);
+void om_thaw_guard_arm(struct om_thaw_guard *gd, bool armed);
+/* Disarm, close and reap the guard (idempotent). */
+void om_thaw_guard_stop(struct om_thaw_guard *gd);
+
 /* The ids of the groups on this node, sorted. */
 int om_group_list(const struct om_cg *cg, unsigned long **ids, size_t *n, om_error_t *err);
 

@@ -61,19 +61,27 @@ static void usage(void)
 	       "      --criu-timeout S  give up on CRIU restoring a tree after S seconds (default:\n"
 	       "                        20 s + 20 s per GiB of the tree's images)\n"
 	       "      --lock-wait S     wait up to S seconds while another command holds the group\n"
+	       "      --takeover        restore a generation taken with the group left running on\n"
+	       "                        another node (manual failover without etcd); refused while\n"
+	       "                        the group still runs here when the generation is this\n"
+	       "                        node's; for another node's generation needs --force\n"
+	       "      --force           with --takeover: do not ask that the generation's node is\n"
+	       "                        down (if it still runs the group, the group runs twice)\n"
 	       "  -q, --quiet           print nothing on success\n"
 	       "  -h, --help            show this help\n"
 	       "  -V, --version         show the version\n\n"
 	       "Exit status: 0 ok, 1 failure, 2 usage, 3 no such generation, 4 corrupt or\n"
 	       "unreadable store, 5 CRIU failed or gave no answer in time, 6 a PID is taken or another\n"
-	       "command holds the group (omckpt, omrestore, joingroup, resetgroup, omrun), 128+N\n"
-	       "stopped by signal N (nothing restored).\n",
+	       "command holds the group (omckpt, omrestore, joingroup, resetgroup, omrun) or, with\n"
+	       "--takeover, the group still runs here, 7 fenced (another node took the group over),\n"
+	       "128+N stopped by signal N (nothing restored). A generation taken with the group left\n"
+	       "running on another node needs --takeover (exit 2 without).\n",
 	       prog, prog);
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_LOCK_WAIT = 256, OPT_CRIU_TIMEOUT };
+	enum { OPT_LOCK_WAIT = 256, OPT_CRIU_TIMEOUT, OPT_TAKEOVER, OPT_FORCE };
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
 					     {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
 					     {"pid", required_argument, NULL, 'p'},
@@ -83,6 +91,8 @@ int main(int argc, char **argv)
 					     {"pid-wait", required_argument, NULL, 'W'},
 					     {"criu-timeout", required_argument, NULL, OPT_CRIU_TIMEOUT},
 					     {"quiet", no_argument, NULL, 'q'},
+					     {"takeover", no_argument, NULL, OPT_TAKEOVER},
+					     {"force", no_argument, NULL, OPT_FORCE},
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
@@ -131,6 +141,12 @@ int main(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
+		case OPT_TAKEOVER:
+			o.takeover = true;
+			break;
+		case OPT_FORCE:
+			o.force = true;
+			break;
 		default:
 			return om_cli_common_option(c, prog, usage);
 		}
@@ -139,6 +155,9 @@ int main(int argc, char **argv)
 		return om_cli_usage_error(prog, "unexpected argument");
 	if ((o.group == 0) == (o.pid == 0))
 		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
+	if (o.force && !o.takeover)
+		return om_cli_usage_error(prog, "--force goes with --takeover");
+	o.fault = getenv("OM_FAULT"); /* tests; the library never reads the environment */
 	struct run_args a = {&o, &r};
 	int rc = om_cli_run_held(prog, run, &a);
 	if (rc != OM_EXIT_OK)

@@ -256,6 +256,45 @@ static int lock_connections(const Om__Manifest *m, const struct om_restore_opts 
 	return 0;
 }
 
+/* A generation dumped with the group left running on another node: its
+ * processes may still run there. Restoring it is a takeover, which the
+ * administrator asks for (omrestore --takeover), and which this node can check
+ * only when it is the node of the generation. */
+static int check_takeover(const struct restore_ctx *c, const Om__Manifest *m, om_error_t *err)
+{
+	bool here = strcmp(m->node, om_node_name()) == 0;
+	struct om_group g = {0};
+	size_t n;
+
+	if (!c->o->takeover) {
+		if (m->leave_running && !here)
+			return om_make_error(err, OM_EUSAGE,
+					     "generation %llu was taken on node %s with the group left running there, "
+					     "where it may still run: restoring it here is a takeover (--takeover)",
+					     (unsigned long long)m->generation, m->node);
+		return 0;
+	}
+	if (!here) {
+		if (c->o->force)
+			return 0;
+		return om_make_error(err, OM_EUSAGE,
+				     "generation %llu comes from node %s, which this node cannot check: if %s is down "
+				     "or no longer runs group %u, add --force (if it does, the group runs twice)",
+				     (unsigned long long)m->generation, m->node, m->node, (unsigned)c->group);
+	}
+	if (c->group == 0 || !om_group_exists(&c->cg, c->group))
+		return 0;
+	if (om_group_load(&c->cg, c->group, &g, err) < 0)
+		return -1;
+	n = om_group_count(&g);
+	om_group_release(&g);
+	if (n > 0)
+		return om_make_error(err, EBUSY,
+				     "group %u still runs on this node (%zu process%s): nothing to take over",
+				     (unsigned)c->group, n, n == 1 ? "" : "es");
+	return 0;
+}
+
 int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, om_error_t *err)
 {
 	struct om_store st = {.path = NULL, .fd = -1};
@@ -274,6 +313,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	int abort_pipe[2] = {-1, -1};
 	bool cancelled = false;
 	struct om_shm_undo *shm_undo = NULL;
+	struct om_pin *pin = NULL;
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -299,8 +339,24 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 		om_error_set_exit(err, OM_EXIT_STORE);
 		goto out;
 	}
-	if (om_gen_load_manifest(&st, kind, id, o->generation, &m, err) < 0)
-		goto out;
+	/* the generation is pinned while we read it: no prune or rm, on any
+	 * node, removes it under us (a prune may win the race for the newest
+	 * but one: then the next newest is taken) */
+	for (int attempt = 0;; attempt++) {
+		if (om_gen_load_manifest(&st, kind, id, o->generation, &m, err) < 0)
+			goto out;
+		if (om_gen_pin(&st, kind, id, m->generation, 0, &pin, err) == 0)
+			break;
+		if ((*err)->status == EROFS || (*err)->status == EACCES) { /* a read-only store: nobody prunes it */
+			om_error_release(err);
+			break;
+		}
+		if ((*err)->status != OM_ENOTFOUND || o->generation != 0 || attempt >= 3)
+			goto out;
+		om_error_release(err);
+		om_manifest_free(m);
+		m = NULL;
+	}
 	c.m = m;
 	c.roots = calloc(m->n_trees ? m->n_trees : 1, sizeof(pid_t));
 	if (c.roots == NULL) {
@@ -315,6 +371,14 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	    om_group_lock(&c.cg, c.group, &(struct om_bound){.timeout_s = o->lock_wait, .cancel_fd = o->cancel_fd},
 			  &group_fd, err) < 0)
 		goto out;
+	if (check_takeover(&c, m, err) < 0)
+		goto out;
+	/* failover: from now on, a writer under an older token cannot publish */
+	if (o->fence && o->group &&
+	    om_store_fence_raise(&st, kind, id, o->fence, om_node_name(), m->generation, NULL, err) < 0) {
+		om_error_set_exit(err, OM_EXIT_STORE);
+		goto out;
+	}
 	om_workdir_sweep(om_workdir(o->workdir));
 	snprintf(c.scratch, sizeof(c.scratch), "%.3000s/restore-%s%lu-%d", om_workdir(o->workdir), o->group ? "g" : "p",
 		 id, (int)getpid());
@@ -337,6 +401,12 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 			goto out;
 	}
 
+	if (o->fault && strncmp(o->fault, "restore-pause-pinned:", 21) == 0) { /* tests: a long read */
+		unsigned long secs = 0;
+		(void)om_parse_uint(o->fault + 21, 60, &secs);
+		if (om_pause(o->cancel_fd, (long)secs * 1000, err) < 0)
+			goto out;
+	}
 	if (wait_pids_free(m, o->pid_wait, o->cancel_fd, err) < 0)
 		goto out;
 	/* shmig: the group's shared memory is back before its processes */
@@ -463,6 +533,7 @@ out:
 		res->roots = c.roots;
 		res->seconds = om_now() - t0;
 	}
+	om_gen_unpin(pin);
 	om_store_close(&st);
 	return ret;
 }

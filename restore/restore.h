@@ -24,6 +24,8 @@ struct om_restore_opts {
 			      * run: without etcd, refused while the manifest's node is this
 			      * node and the group still runs here; otherwise needs force */
 	bool force;	     /* with takeover: the manifest's node is not this one (not checked) */
+	const char *fault;   /* tests ($OM_FAULT, read by the command): "restore-pause-pinned:S"
+			      * sleeps S s (max 60) once the generation is pinned and extracted */
 	uint64_t fence;	     /* raise STORE/groups/G/fence to this token before restoring
 			      * (failover; takeover without etcd: the stored token + 1); 0: none */
 };

@@ -1,6 +1,7 @@
 #include "config.h"
 #include "store.h"
 #include "compress.h"
+#include "store-int.h"
 #include "bounded.h"
 #include "settings.h"
 #include "util.h"
@@ -42,8 +43,6 @@ int om_store_resolve_path(const char *explicit_path, char **out, om_error_t *err
 	return *out ? 0 : om_make_error(err, ENOMEM, "resolve store");
 }
 
-static char *safe_node_name(void);
-
 /* ---- opening ---- */
 
 int om_store_open(struct om_store *st, const char *path, bool for_write, om_error_t *err)
@@ -56,6 +55,7 @@ int om_store_open(struct om_store *st, const char *path, bool for_write, om_erro
 	st->path = NULL;
 	st->fd = -1;
 	st->cancel_fd = 0; /* no cancel unless the caller sets one */
+	st->fault = NULL;
 	if (path == NULL || *path == '\0') {
 		if (om_store_resolve_path(NULL, &resolved, err) < 0)
 			return -1;
@@ -69,7 +69,7 @@ int om_store_open(struct om_store *st, const char *path, bool for_write, om_erro
 	if (for_write) {
 		int pfd;
 
-		cleanup_free char *node = safe_node_name();
+		cleanup_free char *node = om_st_node_name();
 		probe = node ? om_strdup_printf(".probe-%s-%d", node, (int)getpid()) : NULL;
 		if (probe == NULL)
 			return om_make_error(err, ENOMEM, "open store `%s`", path);
@@ -103,7 +103,7 @@ void om_store_close(struct om_store *st)
 
 /* ---- helpers ---- */
 
-static int check_kind(const char *kind, om_error_t *err)
+int om_st_check_kind(const char *kind, om_error_t *err)
 {
 	if (kind == NULL || (strcmp(kind, "groups") != 0 && strcmp(kind, "pids") != 0))
 		return om_make_error(err, EINVAL, "unknown store namespace `%s` (groups or pids)",
@@ -112,7 +112,7 @@ static int check_kind(const char *kind, om_error_t *err)
 }
 
 /* "group 3" / "PID 123" for messages. */
-static const char *kind_label(const char *kind)
+const char *om_st_kind_label(const char *kind)
 {
 	return strcmp(kind, "pids") == 0 ? "PID" : "group";
 }
@@ -125,7 +125,7 @@ static bool parse_canon_ulong(const char *s, unsigned long *out)
 	return om_parse_uint(s, ULONG_MAX, out) == 0;
 }
 
-static bool parse_gen_name(const char *name, uint64_t *gen)
+bool om_st_parse_gen_name(const char *name, uint64_t *gen)
 {
 	unsigned long v;
 
@@ -152,7 +152,7 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool has_manifest(int id_fd, const char *gen_name)
+bool om_st_has_manifest(int id_fd, const char *gen_name)
 {
 	char rel[NAME_MAX + sizeof(OM_MANIFEST_NAME) + 2];
 	struct stat sb;
@@ -163,7 +163,7 @@ static bool has_manifest(int id_fd, const char *gen_name)
 
 /* Generations in the directory id_fd: complete ones into *gens (if gens), the
  * highest gen-N of any state into *max (if max). */
-static int scan_gens(int id_fd, const char *display, uint64_t **gens, size_t *n, uint64_t *max, om_error_t *err)
+int om_st_scan_gens(int id_fd, const char *display, uint64_t **gens, size_t *n, uint64_t *max, om_error_t *err)
 {
 	cleanup_free uint64_t *v = NULL;
 	size_t cnt = 0, cap = 0;
@@ -183,11 +183,11 @@ static int scan_gens(int id_fd, const char *display, uint64_t **gens, size_t *n,
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		uint64_t g;
 
-		if (!parse_gen_name(de->d_name, &g))
+		if (!om_st_parse_gen_name(de->d_name, &g))
 			continue;
 		if (g > hi)
 			hi = g;
-		if (gens == NULL || !has_manifest(id_fd, de->d_name))
+		if (gens == NULL || !om_st_has_manifest(id_fd, de->d_name))
 			continue;
 		if (cnt == cap) {
 			uint64_t *nv = realloc(v, (cap ? cap * 2 : 16) * sizeof(*v));
@@ -218,7 +218,7 @@ static int scan_gens(int id_fd, const char *display, uint64_t **gens, size_t *n,
 }
 
 /* Open STORE/kind/id; *fd = -1 (and 0 returned) when it does not exist. */
-static int open_id_dir(struct om_store *st, const char *kind, unsigned long id, int *fd, om_error_t *err)
+int om_st_open_id_dir(struct om_store *st, const char *kind, unsigned long id, int *fd, om_error_t *err)
 {
 	char rel[64];
 
@@ -234,22 +234,10 @@ static int open_id_dir(struct om_store *st, const char *kind, unsigned long id, 
 
 /* ---- writer ---- */
 
-struct om_gen_writer {
-	struct om_store *st;
-	char *kind;
-	unsigned long id;
-	char *id_display; /* STORE/kind/id */
-	int id_fd;
-	int lock_fd;
-	char *tmp_name; /* .tmp-<node>-<pid>-<n> */
-	int tmp_fd;
-	bool committed;
-};
-
 static unsigned tmp_counter;
 
 /* A node name usable inside a file name. */
-static char *safe_node_name(void)
+char *om_st_node_name(void)
 {
 	char *s = strdup(om_node_name());
 	if (s == NULL)
@@ -297,16 +285,49 @@ static void remove_stale_tmp(int id_fd, const char *node)
 	closedir(d);
 }
 
+int om_st_lock(struct om_store *st, int id_fd, const char *kind, unsigned long id, double lock_wait_s, int *lock_fd,
+	       om_error_t *err)
+{
+	cleanup_close int fd = openat(id_fd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	double deadline = om_now() + (lock_wait_s > 0 ? lock_wait_s : 0);
+
+	if (fd < 0)
+		return om_make_error(err, errno, "open lock `%s/%s/%lu/.lock`", st->path, kind, id);
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			return om_make_error(err, errno, "lock `%s/%s/%lu/.lock`", st->path, kind, id);
+		if (om_now() >= deadline)
+			return om_make_error(err, EWOULDBLOCK, "%s %lu is being checkpointed by another omckpt",
+					     om_st_kind_label(kind), id);
+		if (om_pause(st->cancel_fd, 20, err) < 0)
+			return om_error_wrap(err, "wait for the lock of %s %lu", om_st_kind_label(kind), id);
+	}
+	*lock_fd = om_steal_fd(fd);
+	return 0;
+}
+
+void om_st_fault(const struct om_store *st, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (st && st->fault && strncmp(st->fault, "kill:", 5) == 0 && strncmp(st->fault + 5, name, n) == 0 &&
+	    st->fault[5 + n] == '\0')
+		raise(SIGKILL);
+}
+
 int om_gen_begin(struct om_store *st, const char *kind, unsigned long id, double lock_wait_s,
 		 struct om_gen_writer **out, om_error_t *err)
 {
 	struct om_gen_writer *w;
 	cleanup_free char *node = NULL;
 	char rel[64];
-	double deadline;
 
 	*out = NULL;
-	if (check_kind(kind, err) < 0)
+	if (om_st_check_kind(kind, err) < 0)
 		return -1;
 	w = calloc(1, sizeof(*w));
 	if (w == NULL)
@@ -316,7 +337,7 @@ int om_gen_begin(struct om_store *st, const char *kind, unsigned long id, double
 	w->id_fd = w->lock_fd = w->tmp_fd = -1;
 	w->kind = strdup(kind);
 	w->id_display = om_strdup_printf("%s/%s/%lu", st->path, kind, id);
-	node = safe_node_name();
+	node = om_st_node_name();
 	if (w->kind == NULL || w->id_display == NULL || node == NULL) {
 		om_gen_writer_free(w);
 		return om_make_error(err, ENOMEM, "begin generation");
@@ -333,33 +354,11 @@ int om_gen_begin(struct om_store *st, const char *kind, unsigned long id, double
 		om_make_error(err, errno, "open `%s`", w->id_display);
 		goto fail;
 	}
-	w->lock_fd = openat(w->id_fd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (w->lock_fd < 0) {
-		om_make_error(err, errno, "open lock `%s/.lock`", w->id_display);
+	if (om_st_lock(st, w->id_fd, kind, id, lock_wait_s, &w->lock_fd, err) < 0)
 		goto fail;
-	}
-	deadline = om_now() + (lock_wait_s > 0 ? lock_wait_s : 0);
-	for (;;) {
-		if (flock(w->lock_fd, LOCK_EX | LOCK_NB) == 0)
-			break;
-		if (errno == EINTR)
-			continue;
-		if (errno != EWOULDBLOCK) {
-			om_make_error(err, errno, "lock `%s/.lock`", w->id_display);
-			goto fail;
-		}
-		if (om_now() >= deadline) {
-			om_make_error(err, EWOULDBLOCK, "%s %lu is being checkpointed by another omckpt",
-				      kind_label(kind), id);
-			goto fail;
-		}
-		if (om_pause(st->cancel_fd, 20, err) < 0) {
-			om_error_wrap(err, "wait for the lock of %s %lu", kind_label(kind), id);
-			goto fail;
-		}
-	}
 
 	remove_stale_tmp(w->id_fd, node);
+	om_st_sweep_prune(st, w->id_fd, node);
 	w->tmp_name = om_strdup_printf(".tmp-%s-%d-%u", node, (int)getpid(),
 				       __atomic_fetch_add(&tmp_counter, 1, __ATOMIC_RELAXED));
 	if (w->tmp_name == NULL) {
@@ -487,6 +486,7 @@ static int add_one_file(struct om_gen_writer *w, int src_fd, const char *src_dir
 		return om_make_error(err, errno, "write `%s/%s/%s/%s`", w->id_display, w->tmp_name, tree->dir, zname);
 	}
 	out = -1;
+	om_st_fault(w->st, "compressing"); /* tests: killed with a file stored */
 
 	f = malloc(sizeof(*f));
 	if (f == NULL)
@@ -643,6 +643,34 @@ static int write_manifest_in(int dfd, const char *display, const Om__Manifest *m
 	return 0;
 }
 
+static char *gen_name_of(uint64_t n, char buf[32])
+{
+	snprintf(buf, 32, "gen-%llu", (unsigned long long)n);
+	return buf;
+}
+
+/* A fenced manifest may be published only while no takeover raised the
+ * group's fence above its token (unfenced manifests: single node, no check). */
+static int check_fence(struct om_gen_writer *w, const Om__Manifest *m, om_error_t *err)
+{
+	char node[256] = "";
+	uint64_t token = 0, gen = 0;
+
+	if (!m->has_fence || m->fence == 0)
+		return 0;
+	if (om_st_fence_read(w->id_fd, w->id_display, &token, node, sizeof(node), &gen, err) < 0)
+		return om_error_wrap(err, "commit");
+	w->fence = token;
+	if (token > m->fence)
+		return om_make_error(
+		    err, ESTALE,
+		    "commit refused: %s %lu was taken over by node %s (fencing token %llu, ours %llu); "
+		    "this node no longer owns it",
+		    om_st_kind_label(w->kind), w->id, node[0] ? node : "?", (unsigned long long)token,
+		    (unsigned long long)m->fence);
+	return 0;
+}
+
 int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_error_t *err)
 {
 	cleanup_free char *tmp_display = NULL;
@@ -665,7 +693,7 @@ int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_er
 		m->has_single_pid = true;
 		m->single_pid = (int32_t)w->id;
 	}
-	if (m->node == NULL && (m->node = safe_node_name()) == NULL)
+	if (m->node == NULL && (m->node = om_st_node_name()) == NULL)
 		return om_make_error(err, ENOMEM, "commit");
 	if (m->kernel == NULL && (m->kernel = kernel_release()) == NULL)
 		return om_make_error(err, ENOMEM, "commit");
@@ -704,8 +732,10 @@ int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_er
 	m->raw_bytes = raw;
 	m->stored_bytes = stored;
 
-	if (scan_gens(w->id_fd, w->id_display, NULL, NULL, &n, err) < 0)
+	if (om_st_scan_gens(w->id_fd, w->id_display, NULL, NULL, &n, err) < 0)
 		return om_error_wrap(err, "commit");
+	if (check_fence(w, m, err) < 0)
+		return -1;
 	n++;
 	if (fsync_tree(w->tmp_fd, tmp_display, err) < 0)
 		return om_error_wrap(err, "commit");
@@ -718,6 +748,7 @@ int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_er
 		if (fsync(w->tmp_fd) < 0 && errno != EINVAL)
 			return om_make_error(err, errno, "commit: fsync `%s`", tmp_display);
 		snprintf(gen_name, sizeof(gen_name), "gen-%llu", (unsigned long long)n);
+		om_st_fault(w->st, "publishing"); /* tests: killed with the manifest written */
 		if (renameat(w->id_fd, w->tmp_name, w->id_fd, gen_name) == 0)
 			break;
 		if ((errno != EEXIST && errno != ENOTEMPTY) || attempt >= 1000)
@@ -728,6 +759,18 @@ int om_gen_commit(struct om_gen_writer *w, Om__Manifest *m, uint64_t *gen, om_er
 	w->committed = true;
 	close(w->tmp_fd);
 	w->tmp_fd = -1;
+	/* a takeover that raised the fence while we wrote (om_store_fence_raise
+	 * takes no lock): withdraw what we published, it is not ours to publish */
+	if (check_fence(w, m, err) < 0) {
+		char away[64];
+		om_error_t e = NULL;
+		snprintf(away, sizeof(away), ".prune-%llu-fenced-%d", (unsigned long long)n, (int)getpid());
+		if (renameat(w->id_fd, gen_name_of(n, (char[32]){0}), w->id_fd, away) == 0)
+			om_rm_rf_at(w->id_fd, away, &e);
+		om_error_release(&e);
+		fsync(w->id_fd);
+		return -1;
+	}
 	if (gen)
 		*gen = n;
 	if (fsync(w->id_fd) < 0 && errno != EINVAL)
@@ -770,14 +813,14 @@ int om_store_list(struct om_store *st, const char *kind, unsigned long id, uint6
 
 	*gens = NULL;
 	*n = 0;
-	if (check_kind(kind, err) < 0 || open_id_dir(st, kind, id, &fd, err) < 0)
+	if (om_st_check_kind(kind, err) < 0 || om_st_open_id_dir(st, kind, id, &fd, err) < 0)
 		return -1;
 	if (fd < 0)
 		return 0;
 	display = om_strdup_printf("%s/%s/%lu", st->path, kind, id);
 	if (display == NULL)
 		return om_make_error(err, ENOMEM, "list generations");
-	return scan_gens(fd, display, gens, n, NULL, err);
+	return om_st_scan_gens(fd, display, gens, n, NULL, err);
 }
 
 int om_store_list_ids(struct om_store *st, const char *kind, unsigned long **ids, size_t *n, om_error_t *err)
@@ -790,7 +833,7 @@ int om_store_list_ids(struct om_store *st, const char *kind, unsigned long **ids
 
 	*ids = NULL;
 	*n = 0;
-	if (check_kind(kind, err) < 0)
+	if (om_st_check_kind(kind, err) < 0)
 		return -1;
 	fd = openat(st->fd, kind, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
@@ -815,7 +858,7 @@ int om_store_list_ids(struct om_store *st, const char *kind, unsigned long **ids
 		id_fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (id_fd < 0)
 			continue;
-		if (scan_gens(id_fd, de->d_name, &gens, &ng, NULL, &e) < 0) {
+		if (om_st_scan_gens(id_fd, de->d_name, &gens, &ng, NULL, &e) < 0) {
 			om_error_release(&e);
 			continue;
 		}
@@ -876,7 +919,7 @@ int om_gen_load_manifest(struct om_store *st, const char *kind, unsigned long id
 	Om__Manifest *mm = NULL;
 
 	*m = NULL;
-	if (check_kind(kind, err) < 0)
+	if (om_st_check_kind(kind, err) < 0)
 		return -1;
 	if (gen == 0) {
 		cleanup_free uint64_t *gens = NULL;
@@ -884,8 +927,8 @@ int om_gen_load_manifest(struct om_store *st, const char *kind, unsigned long id
 		if (om_store_list(st, kind, id, &gens, &n, err) < 0)
 			return -1;
 		if (n == 0)
-			return om_make_error(err, OM_ENOTFOUND, "no generation of %s %lu in %s", kind_label(kind), id,
-					     st->path);
+			return om_make_error(err, OM_ENOTFOUND, "no generation of %s %lu in %s", om_st_kind_label(kind),
+					     id, st->path);
 		gen = gens[n - 1];
 	}
 	rel = om_strdup_printf("%s/%lu/gen-%llu/%s", kind, id, (unsigned long long)gen, OM_MANIFEST_NAME);
@@ -894,7 +937,7 @@ int om_gen_load_manifest(struct om_store *st, const char *kind, unsigned long id
 		return om_make_error(err, ENOMEM, "load manifest");
 	if (fstatat(st->fd, rel, &(struct stat){0}, AT_SYMLINK_NOFOLLOW) < 0 && (errno == ENOENT || errno == ENOTDIR))
 		return om_make_error(err, OM_ENOTFOUND, "generation %llu of %s %lu not found in %s",
-				     (unsigned long long)gen, kind_label(kind), id, st->path);
+				     (unsigned long long)gen, om_st_kind_label(kind), id, st->path);
 	if (read_manifest_at(st->fd, rel, display, &mm, err) < 0)
 		return -1;
 	if (mm->generation != gen) {
@@ -995,7 +1038,7 @@ static int open_gen_dir(struct om_store *st, const char *kind, unsigned long id,
 	int fd;
 
 	*display = NULL;
-	if (check_kind(kind, err) < 0)
+	if (om_st_check_kind(kind, err) < 0)
 		return -1;
 	rel = om_strdup_printf("%s/%lu/gen-%llu", kind, id, (unsigned long long)m->generation);
 	*display = om_strdup_printf("%s/%s", st->path, rel ? rel : "");
@@ -1005,7 +1048,7 @@ static int open_gen_dir(struct om_store *st, const char *kind, unsigned long id,
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return om_make_error(err, OM_ENOTFOUND, "generation %llu of %s %lu not found in %s",
-					     (unsigned long long)m->generation, kind_label(kind), id, st->path);
+					     (unsigned long long)m->generation, om_st_kind_label(kind), id, st->path);
 		return om_make_error(err, errno, "open `%s`", *display);
 	}
 	return fd;

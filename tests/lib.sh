@@ -63,6 +63,17 @@ not() {
 	! "$@"
 }
 
+# wait_until SECS CMD... : CMD succeeds within SECS (polled every 0.1 s).
+wait_until() {
+	local end=$((SECONDS + $1))
+	shift
+	while [ $SECONDS -lt "$end" ]; do
+		"$@" && return 0
+		sleep 0.1
+	done
+	"$@"
+}
+
 # check NAME CMD... : run CMD (output captured, shown on failure); pass if it exits 0.
 check() {
 	local name=$1
