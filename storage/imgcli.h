@@ -77,7 +77,7 @@ void om_img_json_summary(FILE *out, const Om__Manifest *m, int64_t now_ns);
 /* What a store knows about a generation beyond its manifest (omimg show). */
 struct om_img_store_info {
 	bool pinned;	      /* a live pin holds it */
-	char holder[128];     /* "node pid" of one pin when pinned */
+	char holder[300];     /* who holds one pin ("process PID on node N") when pinned */
 	uint64_t fence_token; /* STORE/<kind>/<id>/fence: 0 when none */
 	char fence_node[256];
 	uint64_t fence_gen;

@@ -152,7 +152,7 @@ static int list_id(struct om_store *st, const struct opts *o, unsigned long id, 
 	for (size_t i = 0; i < n; i++) {
 		Om__Manifest *m = NULL;
 		om_error_t e = NULL;
-		char holder[128] = "";
+		char holder[300] = "";
 		bool pinned = false;
 
 		if (om_gen_load_manifest(st, o->kind, id, gens[i], &m, &e) < 0 ||

@@ -43,6 +43,12 @@ flip_byte() {
 	printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$f" bs=1 seek="$off" count=1 conv=notrunc status=none
 }
 
+# make_pin FILE SECONDS : a pin as om_gen_pin writes it (storage/README.md, "Pins"):
+# the file .pin-<GEN>-<node>-<pid>-<n> holding its expiry, wall clock in ms.
+make_pin() {
+	echo "$(($(date +%s%3N) + $2 * 1000))" >"$1"
+}
+
 # gens_listed FILE : the generation numbers of group $G in omimg list's text output.
 gens_listed() {
 	awk -v g="$G" '$1 == g && $2 ~ /^[0-9]+$/ {print $2}' "$1" | tr '\n' ' ' | sed 's/ $//'
@@ -67,9 +73,9 @@ is "$(gens_listed "$OUT")" "1 2 3" "... generations 1 2 3 of group $G"
 like "$OUT" "^$G +3 +20[0-9-]+T[0-9:]+Z +[0-9]+ (s|min).* +t45node +1 +3 +[0-9.]+ [KMG]?i?B +[0-9.]+ [KMG]?i?B +[0-9]+\.[0-9][0-9] +- +-\$" \
 	"... the newest: time, age, node, 1 tree, 3 processes, sizes, ratio, no fence, no pin"
 check "omimg list --json" "$OMIMG" list --json
-ok "... parses: group $G with generations 1 2 3, each 1 tree, 3 processes, node, ratio > 1, not pinned" json "$OUT" \
+ok "... parses: group $G with generations 1 2 3, each 1 tree, 3 processes, node, ratio raw/stored, not pinned" json "$OUT" \
 	"[g['generation'] for x in d['groups'] if x['id'] == $G for g in x['generations']] == [1, 2, 3] and
-	 all(g['n_trees'] == 1 and g['processes'] == 3 and g['node'] == 't45node' and g['ratio'] > 1 and
+	 all(g['n_trees'] == 1 and g['processes'] == 3 and g['node'] == 't45node' and abs(g['ratio'] - g['raw_bytes'] / g['stored_bytes']) < 0.001 and
 	     g['raw_bytes'] > g['stored_bytes'] > 0 and g['pinned'] is False and g['pinned_by'] is None and
 	     0 <= g['age_seconds'] < 600 and g['fence'] is None
 	     for x in d['groups'] if x['id'] == $G for g in x['generations']) and
@@ -98,7 +104,7 @@ check "omimg show PATH (a manifest file) --json" "$OMIMG" show --json "$gdir/gen
 criu_v=$(/usr/local/sbin/criu --version 2>/dev/null | awk '/^Version:/ {print $2}')
 ok "... parses: generation 1, trees, processes, ratio, node, kernel, CRIU $criu_v" json "$OUT" \
 	"d['generation'] == 1 and len(d['trees']) == 1 and len(d['trees'][0]['procs']) == 3 and d['processes'] == 3 and
-	 d['ratio'] > 1 and d['node'] == 't45node' and d['kernel'] == '$(uname -r)' and
+	 abs(d['ratio'] - d['raw_bytes'] / d['stored_bytes']) < 0.001 and d['node'] == 't45node' and d['kernel'] == '$(uname -r)' and
 	 d['criu_version'].startswith('${criu_v:-x}') and d['age_seconds'] >= 0"
 check "omimg show $G/3 --json" "$OMIMG" show "$G/3" --json
 ok "... with the store's pin and fence" json "$OUT" \
@@ -133,6 +139,16 @@ check_rc 4 "omimg verify PATH exits 4 too" "$OMIMG" verify "$gdir/gen-1"
 cat "$W/backup.zst" >"$big"
 check "omimg verify $G/1 once repaired" "$OMIMG" verify "$G/1"
 
+# ---- the store's fence of a group taken over (storage/README.md, "Fencing": .fence holds TOKEN NODE GEN) ----
+echo "5 othernode 2" >"$gdir/.fence"
+check "omimg list -g $G with a fence" "$OMIMG" list -g "$G"
+like "$OUT" "^$G +fence: token 5, taken over by othernode from generation 2\$" "... a line says the store's fence"
+check "omimg list -g $G --json with a fence" "$OMIMG" list -g "$G" --json
+ok "... the group's fence object" json "$OUT" "d['groups'][0]['fence'] == {'token': 5, 'node': 'othernode', 'generation': 2}"
+check "omimg show $G with a fence" "$OMIMG" show "$G"
+like "$OUT" "^store fence: +5 \(taken over by othernode from generation 2\)\$" "... show says it too"
+rm -f "$gdir/.fence"
+
 # ---- rm ----
 check "omimg rm $G/1" "$OMIMG" rm "$G/1"
 like "$OUT" "^miggroup $G: generation 1 removed \([0-9.]+ [KMG]?i?B\)\$" "... says so, with its size"
@@ -148,13 +164,14 @@ track_pid "$pinner"
 pin=$gdir/.pin-2-t45node-$pinner-0
 make_pin "$pin" 600
 check_rc 6 "omimg rm of a pinned generation exits 6" "$OMIMG" rm "$G/2"
-like "$ERR" "t45node $pinner" "... naming the holder (node and PID)"
+like "$ERR" "pinned by process $pinner on node t45node" "... naming the holder (node and PID)"
 ok "... gen-2 is still there" test -f "$gdir/gen-2/manifest.om"
 check "omimg list -g $G --json" "$OMIMG" list -g "$G" --json
 ok "... shows generation 2 pinned by t45node $pinner" json "$OUT" \
-	"[(g['generation'], g['pinned'], g['pinned_by']) for g in d['groups'][0]['generations']] == [(2, True, 't45node $pinner'), (3, False, None)]"
+	"[(g['generation'], g['pinned'], g['pinned_by']) for g in d['groups'][0]['generations']] == [(2, True, 'process $pinner on node t45node'), (3, False, None)]"
 check "omimg show $G/2" "$OMIMG" show "$G/2"
-like "$OUT" "^pinned: +yes, by t45node $pinner\$" "... pinned, by whom"
+like "$OUT" "^pinned: +yes, by process $pinner on node t45node\$" "... pinned, by whom"
+like "$("$OMIMG" list -g "$G")" "^$G +2 .* process $pinner on node t45node\$" "... and the text of list"
 kill "$pinner" 2>/dev/null
 wait "$pinner" 2>/dev/null
 
@@ -167,26 +184,27 @@ ok "the worker continues from generation 3" continued_restored "$c3"
 
 # ---- gc ----
 dead=$(free_pid)
-mkdir -p "$gdir/.tmp-t45node-$dead-0/tree-1" "$gdir/.prune-2-t45node-$dead" "$gdir/gen-99/tree-1"
+mkdir -p "$gdir/.tmp-t45node-$dead-0/tree-1" "$gdir/.prune-1-t45node-$dead" "$gdir/gen-99/tree-1"
 head -c 10000 /dev/urandom >"$gdir/.tmp-t45node-$dead-0/tree-1/pages-1.img.zst"
-head -c 20000 /dev/urandom >"$gdir/.prune-2-t45node-$dead/x.zst"
+head -c 20000 /dev/urandom >"$gdir/.prune-1-t45node-$dead/x.zst"
 head -c 30000 /dev/urandom >"$gdir/gen-99/tree-1/pages-1.img.zst"
 touch -d '2 days ago' "$gdir/gen-99/tree-1/pages-1.img.zst" "$gdir/gen-99/tree-1" "$gdir/gen-99"
 check "omimg gc --dry-run" "$OMIMG" gc --dry-run
-for d in ".tmp-t45node-$dead-0" ".prune-2-t45node-$dead" gen-99; do
+for d in ".tmp-t45node-$dead-0" ".prune-1-t45node-$dead" gen-99; do
 	like "$OUT" "^would remove $OM_STORE/groups/$G/$d \([0-9.]+ [KMG]?i?B\): ." "... would remove $d, with the reason"
 	ok "... $d is still there" test -d "$gdir/$d"
 done
 check "omimg gc --dry-run --json --max-age 1000000" "$OMIMG" gc --dry-run --json --max-age 1000000
-ok "... a generation without a manifest younger than --max-age stays; the dead writer's leftovers do not" json "$OUT" \
-	"d['dry_run'] is True and sorted(i['path'] for i in d['items'] if '/$G/' in i['path']) ==
-	 sorted(['groups/$G/.tmp-t45node-$dead-0', 'groups/$G/.prune-2-t45node-$dead']) and
-	 all(i['bytes'] >= 10000 and i['why'] for i in d['items'])"
+ok "... a generation without a manifest younger than --max-age stays; the dead processes' leftovers do not" json "$OUT" \
+	"d['dry_run'] is True and
+	 {i['path']: i['bytes'] for i in d['items'] if '/$G/' in i['path']} == {'groups/$G/.tmp-t45node-$dead-0': 10000,
+	  'groups/$G/.prune-1-t45node-$dead': 20000, 'groups/$G/.pin-2-t45node-$pinner-0': $(stat -c %s "$pin")} and
+	 all(i['why'] for i in d['items'])"
 check "omimg gc --json" "$OMIMG" gc --json
-ok "... removed the three" json "$OUT" \
-	"d['dry_run'] is False and {'groups/$G/.tmp-t45node-$dead-0', 'groups/$G/.prune-2-t45node-$dead', 'groups/$G/gen-99'} <= {i['path'] for i in d['items']} and
+ok "... removed the four" json "$OUT" \
+	"d['dry_run'] is False and {'groups/$G/.tmp-t45node-$dead-0', 'groups/$G/.prune-1-t45node-$dead', 'groups/$G/gen-99', 'groups/$G/.pin-2-t45node-$pinner-0'} <= {i['path'] for i in d['items']} and
 	 d['bytes'] >= 60000 and d['work_dir']['swept'] is True"
-for d in ".tmp-t45node-$dead-0" ".prune-2-t45node-$dead" gen-99; do
+for d in ".tmp-t45node-$dead-0" ".prune-1-t45node-$dead" gen-99; do
 	ok "... $d is gone" not test -e "$gdir/$d"
 done
 ok "... the pin of the dead process is gone" not test -e "$pin"
