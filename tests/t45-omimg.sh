@@ -167,7 +167,7 @@ check_rc 6 "omimg rm of a pinned generation exits 6" "$OMIMG" rm "$G/2"
 like "$ERR" "pinned by process $pinner on node t45node" "... naming the holder (node and PID)"
 ok "... gen-2 is still there" test -f "$gdir/gen-2/manifest.om"
 check "omimg list -g $G --json" "$OMIMG" list -g "$G" --json
-ok "... shows generation 2 pinned by t45node $pinner" json "$OUT" \
+ok "... shows generation 2 pinned by process $pinner on node t45node" json "$OUT" \
 	"[(g['generation'], g['pinned'], g['pinned_by']) for g in d['groups'][0]['generations']] == [(2, True, 'process $pinner on node t45node'), (3, False, None)]"
 check "omimg show $G/2" "$OMIMG" show "$G/2"
 like "$OUT" "^pinned: +yes, by process $pinner on node t45node\$" "... pinned, by whom"
