@@ -7,7 +7,8 @@
 # (gone from list, the newest still restores and the worker continues), rm of
 # a pinned generation refused (exit 6 naming the holder), gc of a dead
 # writer's .tmp-*, a .prune-* and an old manifest-less gen-N (--dry-run
-# first), usage errors, --help; omdecode still prints the same manifests.
+# first), --store, --pids (omckpt -p), usage errors, --help; omdecode still
+# prints the same manifests.
 set -u
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -213,6 +214,30 @@ is "$(gens_listed "$OUT")" "2 3" "... still generations 2 and 3"
 check "omimg verify $G/all after gc" "$OMIMG" verify "$G/all"
 check "a second gc" "$OMIMG" gc
 like "$OUT" "^$OM_STORE: 0 items, 0 B freed\$" "... finds nothing"
+
+# ---- --store, and the trees of omckpt -p (--pids) ----
+check "omimg -s STORE list (no \$OM_STORE)" env -u OM_STORE "$OMIMG" -s "$OM_STORE" list -g "$G"
+is "$(gens_listed "$OUT")" "2 3" "... the same generations"
+check_rc 4 "omimg list of a store that does not exist exits 4" "$OMIMG" list --store "$W/no-store"
+like "$ERR" "open store .*no-store" "... naming it"
+start_plain_worker lone --mem 8 --children 0
+ok "a lone worker ready" wait_ready lone
+lp=${WPID[lone]}
+for i in 1 2; do
+	check "omckpt --leave-running -p $lp (generation $i)" "$OMCKPT" --leave-running -p "$lp"
+done
+check "omimg list --pids -g $lp --json" "$OMIMG" list --pids -g "$lp" --json
+ok "... PID $lp with generations 1 2, one process" json "$OUT" \
+	"d['kind'] == 'pids' and [(x['id'], [g['generation'] for g in x['generations']]) for x in d['pids']] == [($lp, [1, 2])] and
+	 d['pids'][0]['generations'][0]['processes'] == 1"
+check "omimg show --pids $lp" "$OMIMG" show --pids "$lp"
+like "$OUT" "^single pid: +$lp\$" "... the tree of PID $lp"
+check "omimg rm --pids $lp/1" "$OMIMG" rm --pids "$lp/1" --json
+ok "... says so in JSON" json "$OUT" "d['removed']['kind'] == 'pids' and d['removed']['id'] == $lp and d['removed']['generation'] == 1 and d['removed']['stored_bytes'] > 0"
+ok "... gen-1 of PID $lp is gone" not test -e "$OM_STORE/pids/$lp/gen-1"
+check "omimg verify --pids $lp/all" "$OMIMG" verify --pids "$lp/all"
+like "$OUT" "^PID $lp generation 2: ok" "... generation 2 is left and ok"
+finish_ok lone
 
 # ---- usage ----
 check_rc 2 "omimg without a command exits 2" "$OMIMG"
