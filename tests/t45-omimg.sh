@@ -34,16 +34,6 @@ if not r:
 sys.exit(0 if r else 1)' "$1" "$2"
 }
 
-# flip_byte FILE : invert the byte in the middle of FILE, in place.
-flip_byte() {
-	local f=$1 size off b
-	size=$(stat -c %s "$f")
-	off=$((size / 2))
-	b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
-	# shellcheck disable=SC2059
-	printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$f" bs=1 seek="$off" count=1 conv=notrunc status=none
-}
-
 # make_pin FILE SECONDS : a pin as om_gen_pin writes it (storage/README.md, "Pins"):
 # the file .pin-<GEN>-<node>-<pid>-<n> holding its expiry, wall clock in ms.
 make_pin() {
