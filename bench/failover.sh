@@ -54,7 +54,16 @@ calc() { echo "scale=2; $*" | bc; }
 ready() { until grep -q ready=1 "$T/$1.status" 2>/dev/null; do sleep 0.1; done; }
 owner_of() { ectl get --print-value-only "/omtools/groups/$1" | grep -o '"node":"[0-9]*"' | cut -d'"' -f4; }
 alive_node() { ectl get --keys-only "/omtools/nodes/$1" | grep -q .; }
-runs_on() { on "$1" showgroup "$2" 2>/dev/null | grep -q ' belongs to '; }
+# runs_on K G : G has processes in node K's cgroups, seen from the host (a
+# showgroup inside the node would take PIDs there, maybe one the group needs)
+runs_on() {
+	local d
+	for d in /sys/fs/cgroup/unified /sys/fs/cgroup; do
+		[ -d "$d/omlab-$NAME/node$1/omtools/g$2" ] || continue
+		find "$d/omlab-$NAME/node$1/omtools/g$2" -name cgroup.procs -exec cat {} + 2>/dev/null | grep -q . && return 0
+	done
+	return 1
+}
 root_of() { on "$1" showgroup --json "$2" | grep -o '"root":[0-9]*' | head -1 | cut -d: -f2; }
 stats() { # min median max of the arguments
 	printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f / %.2f / %.2f", v[1], m, v[NR]}'

@@ -6,6 +6,7 @@
 #include "settings.h"
 #include "group.h"
 #include "om-criu.h"
+#include "omckpt-policy.h"
 #include "probe.h"
 #include "workdir.h"
 #include "store.h"
@@ -124,6 +125,18 @@ static int run(void *arg, int cancel_fd, om_error_t *err)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		om_error_t e = NULL;
+		struct om_group g = {0};
+		size_t members = 0;
+		/* a group without members (all exited, or reset) has nothing to keep */
+		if (om_group_load(&cg, ids[i], &g, &e) == 0)
+			members = om_group_count(&g);
+		om_group_release(&g);
+		om_error_release(&e);
+		if (members == 0) {
+			if (a->json)
+				printf("{\"group\":%lu,\"ok\":true,\"skipped\":\"no members\"}\n", ids[i]);
+			continue;
+		}
 		if (one(a, ids[i], cancel_fd, &e) == 0) {
 			a->n_ok++;
 			continue;
@@ -143,8 +156,8 @@ static int run(void *arg, int cancel_fd, om_error_t *err)
 	if (a->n_failed) {
 		int code = om_error_exit_code(first);
 		om_error_release(&first);
-		om_make_error(err, EIO, "%d of %zu group%s failed (each is named above)", a->n_failed, n,
-			      n == 1 ? "" : "s");
+		om_make_error(err, OM_EUSAGE, "%d of %d group%s failed (each is named above)", a->n_failed,
+			      a->n_failed + a->n_ok, a->n_failed + a->n_ok == 1 ? "" : "s");
 		return om_error_set_exit(err, code);
 	}
 	return 0;
@@ -239,6 +252,8 @@ static void usage(void)
 	printf("Usage: %s -g G [OPTION]...\n"
 	       "       %s -p PID [OPTION]...\n"
 	       "       %s --all [OPTION]...\n"
+	       "       %s -g G --every DURATION [--keep N] [-T]\n"
+	       "       %s --policy [-g G] [--json]\n"
 	       "Freeze every process of miggroup G at once, dump each of its process trees with CRIU\n"
 	       "and write one new zstd-compressed, checksummed generation to the store.\n"
 	       "By default the group is stopped after the generation is safely written (migration);\n"
@@ -272,7 +287,14 @@ static void usage(void)
 	       "                         listener, a unix socket pair and a pipe is really dumped\n"
 	       "                         and restored), the cgroup freezer, a writable store;\n"
 	       "                         no group is touched\n"
-	       "      --json             one JSON object per group (with --check: one object)\n"
+	       "      --every DURATION   store a periodic-checkpoint policy for G and exit (no\n"
+	       "                         checkpoint now): omd checkpoints G with --leave-running\n"
+	       "                         whenever its newest generation is older than DURATION\n"
+	       "                         (30s, 10m, 2h, 1d; 10s to 7d), keeping --keep N; kept in\n"
+	       "                         etcd with a cluster (it follows the group), else in\n"
+	       "                         policy/G next to the settings file; 0 or off removes it\n"
+	       "      --policy           list the policies (of G with -g) and exit\n"
+	       "      --json             one JSON object per group (with --check, --policy: one object)\n"
 	       "  -q, --quiet            print nothing on success\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n\n"
@@ -282,12 +304,12 @@ static void usage(void)
 	       "another node owns the group, or took it over (fenced), or etcd does not answer,\n"
 	       "128+N stopped by signal N (the group thawed, nothing written). With --all: the\n"
 	       "status of the first group that failed.\n",
-	       prog, prog, prog);
+	       prog, prog, prog, prog, prog);
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_LOCK_WAIT = 256, OPT_JSON, OPT_CRIU_TIMEOUT };
+	enum { OPT_LOCK_WAIT = 256, OPT_JSON, OPT_CRIU_TIMEOUT, OPT_EVERY, OPT_POLICY };
 	static const struct option opts[] = {{"group", required_argument, NULL, 'g'},
 					     {"pid", required_argument, NULL, 'p'},
 					     {"all", no_argument, NULL, 'a'},
@@ -304,13 +326,16 @@ int main(int argc, char **argv)
 					     {"check", no_argument, NULL, 'C'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"json", no_argument, NULL, OPT_JSON},
+					     {"every", required_argument, NULL, OPT_EVERY},
+					     {"policy", no_argument, NULL, OPT_POLICY},
 					     OM_CLI_COMMON_OPTIONS,
 					     {NULL, 0, NULL, 0}};
 	cleanup_om_error om_error_t err = NULL;
 	struct om_ckpt_opts o = {0};
 	struct om_config cfg;
 	unsigned long v;
-	bool quiet = false, check = false, json = false, all = false, keep_set = false;
+	bool quiet = false, check = false, json = false, all = false, keep_set = false, policy = false;
+	struct om_policy_args pa = {.keep = -1};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "g:p:ak:RTs:w:l:j:t:CqhV", opts, NULL)) != -1) {
@@ -330,6 +355,7 @@ int main(int argc, char **argv)
 			if (om_parse_uint(optarg, 100000, &v) < 0)
 				return om_cli_usage_error(prog, "--keep must be a number of generations (0: all)");
 			o.keep = (unsigned)v;
+			pa.keep = (long)v;
 			keep_set = true;
 			break;
 		case 'R':
@@ -378,12 +404,27 @@ int main(int argc, char **argv)
 		case OPT_JSON:
 			json = true;
 			break;
+		case OPT_EVERY:
+			pa.every = optarg;
+			break;
+		case OPT_POLICY:
+			policy = true;
+			break;
 		default:
 			return om_cli_common_option(c, prog, usage);
 		}
 	}
 	if (optind != argc)
 		return om_cli_usage_error(prog, "unexpected argument");
+	if (pa.every || policy) { /* the policy of periodic checkpoints: stored or listed, nothing checkpointed */
+		if ((pa.every && policy) || o.pid || all || check)
+			return om_cli_usage_error(prog, "--every and --policy go with -g G only");
+		pa.group = o.group;
+		pa.tcp_established = o.tcp_established;
+		pa.quiet = quiet;
+		pa.json = json;
+		return om_omckpt_policy(prog, &pa);
+	}
 	if (check) {
 		struct check_args ca = {&o, json};
 		return om_cli_run_held(prog, check_node, &ca);

@@ -8,6 +8,7 @@
 #include "group.h"
 #include "history.h"
 #include "migrate.h"
+#include "schedule.h"
 #include "util.h"
 
 #include <errno.h>
@@ -45,7 +46,8 @@ struct agent {
 	size_t n_batch;
 	bool stop;
 	struct om_failover *fo;
-	double last_ok; /* the last keep-alive etcd answered with the lease alive (om_now) */
+	double last_ok;		/* the last keep-alive etcd answered with the lease alive (om_now) */
+	struct om_sched *sched; /* periodic checkpoints by policy */
 };
 
 __attribute__((format(printf, 2, 3))) static void alog(struct agent *a, const char *fmt, ...)
@@ -394,6 +396,7 @@ static void reap(struct agent *a)
 			     WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 			w->pid = 0;
 		}
+		om_sched_reaped(a->sched, pid, st);
 	}
 }
 
@@ -518,6 +521,24 @@ static void prune_seen(struct agent *a)
 	om_etcd_range_release(&r);
 }
 
+/* a periodic checkpoint or prune: its log line (schedule.c's format), the
+ * cluster's history, and the caller's callback */
+static void sched_event(void *arg, const Om__HistoryEvent *ev)
+{
+	struct agent *a = arg;
+	Om__HistoryEvent e = *ev;
+	om_error_t err = NULL;
+	char line[1600];
+	om_history_format(ev, line, sizeof(line));
+	alog(a, "%s", line);
+	if (om_history_add(&a->c, &e, &err) < 0) {
+		alog(a, "event=history-failed reason=%s", q(errmsg(err), line, sizeof(line)));
+		om_error_release(&err);
+	}
+	if (a->o->event)
+		a->o->event(a->o->event_arg, ev);
+}
+
 static int register_node(struct agent *a, om_error_t *err)
 {
 	if (om_etcd_lease_grant(a->c.etcd, a->o->cfg->lease_ttl, &a->lease, err) < 0)
@@ -633,6 +654,17 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 		    .c = &a->c, .ttl = ttl, .fault = o->fault, .log = agent_log, .event = agent_event, .arg = a},
 		&a->fo, err) < 0)
 		goto out;
+	{ /* the policies from etcd: the scan's problems go to the log */
+		struct om_sched_opts so = {.cfg = o->cfg,
+					   .c = &a->c,
+					   .node = a->c.self_id,
+					   .event = sched_event,
+					   .event_arg = a,
+					   .log = o->log,
+					   .log_arg = o->log_arg};
+		if (om_sched_new(&so, &a->sched, err) < 0)
+			goto out;
+	}
 
 	/* what was asked while no omd ran, then everything from that revision on */
 	pfx = om_cluster_key(&a->c, "req/%s/", a->c.self_id);
@@ -676,6 +708,7 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 		signals(a);
 		reap(a);
 		om_failover_tick(a->fo);
+		om_sched_tick(a->sched);
 		if (om_now() - last_beat >= beat) {
 			int64_t left = 0;
 			last_beat = om_now();
@@ -707,6 +740,7 @@ int om_agent_run(const struct om_agent_opts *o, om_error_t *err)
 	}
 out:
 	om_failover_free(a->fo);
+	om_sched_free(a->sched);
 	om_cluster_close(&a->c);
 out_free:
 	for (size_t i = 0; i < a->n_batch; i++) {

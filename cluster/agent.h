@@ -12,6 +12,7 @@
 #ifndef OM_AGENT_H
 #define OM_AGENT_H
 
+#include "cluster.pb-c.h"
 #include "error.h"
 #include "settings.h"
 
@@ -21,6 +22,10 @@ struct om_agent_opts {
 	void *log_arg;
 	int signal_fd;	   /* signalfd of SIGTERM, SIGINT, SIGHUP and SIGCHLD (blocked by the caller) */
 	const char *fault; /* tests ($OM_FAULT, read by omd): see om_migrate_target; NULL: none */
+	/* periodic checkpoints (cluster/schedule.h): each checkpoint and prune, after
+	 * its log line (NULL: the log line only) */
+	void (*event)(void *arg, const Om__HistoryEvent *ev);
+	void *event_arg;
 };
 
 /* Runs until SIGTERM/SIGINT (0) or a fatal error (-1). */

@@ -204,6 +204,7 @@ int om_migrate_source(struct om_cluster *c, const Om__Request *req, int cancel_f
 	o.store = c->cfg->store;
 	o.zstd_level = 1; /* the group is frozen until the target runs it: speed over size */
 	o.cancel_fd = cancel_fd;
+	o.lock_wait = 30; /* a periodic checkpoint of the group (omd's scheduler) may hold its lock: wait for it */
 	o.tcp_established = req->has_tcp_established && req->tcp_established;
 	o.handoff = handoff;
 	o.handoff_arg = &h;

@@ -3,6 +3,8 @@
 #include "agent.h"
 #include "cli.h"
 #include "map.h"
+#include "policy.h"
+#include "schedule.h"
 #include "util.h"
 
 #include <fcntl.h>
@@ -20,15 +22,18 @@ static void usage(void)
 	       "       %s --check-map FILE\n"
 	       "The omtools node agent: registers this node in etcd under a lease, publishes\n"
 	       "its load, memory and groups, and runs the checkpoints and restores that other\n"
-	       "nodes ask of it (migrategroup, omdrain). One per node.\n\n"
+	       "nodes ask of it (migrategroup, omdrain). One per node. It also applies the\n"
+	       "periodic-checkpoint policies (omckpt --every) of the groups it runs. Without\n"
+	       "`etcd =` it runs alone (mode=local): the policies only, from the directory\n"
+	       "`policy` next to the settings file.\n\n"
 	       "  -f, --foreground   stay in the foreground, log to stderr (systemd, tests)\n" OM_CLI_CLUSTER_HELP
 	       "  -l, --log FILE     append the log here (default: stderr in the foreground,\n"
 	       "                     /var/log/omd.log otherwise)\n"
 	       "      --check-map FILE  check a cluster map and exit (2 and FILE:LINE when bad)\n"
 	       "  -h, --help         show this help\n"
 	       "  -V, --version      show the version\n\n"
-	       "Exit status: 0 stopped by SIGTERM/SIGINT, 2 usage or a bad map, 7 no cluster\n"
-	       "configured or etcd unreachable, 1 other failure.\n",
+	       "Exit status: 0 stopped by SIGTERM/SIGINT, 2 usage or a bad map, 7 etcd\n"
+	       "unreachable or this node not in the map, 1 other failure.\n",
 	       prog, prog);
 }
 
@@ -44,6 +49,13 @@ static void log_line(void *arg, const char *line)
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	fprintf(out, "ts=%s.%03ldZ %s\n", when, ts.tv_nsec / 1000000, line);
 	fflush(out);
+}
+
+static void local_event(void *arg, const Om__HistoryEvent *ev)
+{
+	char line[1600];
+	om_history_format(ev, line, sizeof(line));
+	log_line(arg, line);
 }
 
 static int check_map(const char *path)
@@ -139,7 +151,21 @@ int main(int argc, char **argv)
 	ao.fault = getenv("OM_FAULT"); /* tests: om_migrate_target's pauses */
 	ao.log = log_line;
 	ao.log_arg = log;
-	rc = om_agent_run(&ao, &err);
+	if (om_cluster_configured(&cfg)) {
+		rc = om_agent_run(&ao, &err);
+	} else { /* one node alone: the periodic checkpoints of the policy directory */
+		cleanup_free char *dir = NULL;
+		struct om_sched_opts so = {.cfg = &cfg,
+					   .node = cfg.node ? cfg.node : om_node_name(),
+					   .log = log_line,
+					   .log_arg = log,
+					   .event = local_event,
+					   .event_arg = log};
+		rc = om_policy_dir(&cfg, &dir, &err);
+		so.policy_dir = dir;
+		if (rc == 0)
+			rc = om_sched_run_local(&so, ao.signal_fd, &err);
+	}
 	if (rc < 0) {
 		char line[1200];
 		snprintf(line, sizeof(line), "event=fatal reason=\"%.1000s\"", err && err->msg ? err->msg : "?");

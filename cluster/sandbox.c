@@ -43,6 +43,8 @@ static const struct {
     {&om__group_owner__descriptor, false},
     {&om__request__descriptor, false},
     {&om__reply__descriptor, false},
+    {&om__policy__descriptor, false},
+    {&om__history_event__descriptor, false},
     {&om__etcd__range_response__descriptor, true},
     {&om__etcd__put_response__descriptor, true},
     {&om__etcd__delete_range_response__descriptor, true},
@@ -52,9 +54,6 @@ static const struct {
     {&om__etcd__lease_keep_alive_result__descriptor, true},
     {&om__etcd__watch_result__descriptor, true},
     {&om__etcd__error__descriptor, true},
-    /* after the gateway's, so that the fuzzer's seeds keep their indexes */
-    {&om__policy__descriptor, false},
-    {&om__history_event__descriptor, false},
 };
 #define N_KNOWN (sizeof(known) / sizeof(known[0]))
 

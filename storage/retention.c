@@ -520,6 +520,7 @@ static int gc_id(struct gc *g, int id_fd, const char *rel, om_error_t *err)
 			close(dfd);
 		return om_make_error(err, errno, "list `%s/%s`", g->st->path, rel);
 	}
+	rewinddir(d); /* the offset is shared with id_fd's other readers */
 	while (ret == 0 && (de = readdir(d)) != NULL) {
 		const char *nm = de->d_name;
 		struct pin_name pn;

@@ -50,9 +50,9 @@
 #define OM_ZSTD_WINDOW_LOG_MAX 24	      /* stored frames need at most a 16 MiB window */
 
 struct om_store {
-	char *path;    /* absolute path of the store root */
-	int fd;	       /* O_DIRECTORY fd of the root */
-	int cancel_fd; /* lock waits stop when it is readable (lib/bounded.h); 0: none */
+	char *path;	   /* absolute path of the store root */
+	int fd;		   /* O_DIRECTORY fd of the root */
+	int cancel_fd;	   /* lock waits stop when it is readable (lib/bounded.h); 0: none */
 	const char *fault; /* tests (OM_FAULT, set by the command): "kill:compressing" SIGKILLs the
 			    * process after the first stored file, "kill:publishing" after the
 			    * manifest is written and before the rename, "kill:pruning" after the
@@ -173,16 +173,16 @@ int om_gen_dir_verify(const char *gen_dir, const Om__Manifest *m, om_error_t *er
  * finds the generation gone and retries), then removes it: a process killed
  * at any point leaves either the generation or a .prune-* leftover that
  * om_store_gc (and the next writer of this node) removes. */
-struct om_pin; /* opaque */
+struct om_pin;			  /* opaque */
 #define OM_PIN_TTL_DEFAULT 3600.0 /* s */
 /* Pin generation gen (not 0) of kind/id for ttl_s seconds (0: OM_PIN_TTL_DEFAULT). ENOENT
  * (OM_ENOTFOUND) when it does not exist (after retrying a few times for ~1 s while it
  * may be renamed away by a pruner that will put it back). */
-int om_gen_pin(struct om_store *st, const char *kind, unsigned long id, uint64_t gen, double ttl_s,
-	       struct om_pin **out, om_error_t *err);
+int om_gen_pin(struct om_store *st, const char *kind, unsigned long id, uint64_t gen, double ttl_s, struct om_pin **out,
+	       om_error_t *err);
 /* Remove the pin (NULL: nothing). */
 void om_gen_unpin(struct om_pin *p);
-/* Is generation gen pinned by a live pin? holder (may be NULL) gets "node pid" of one. */
+/* Is generation gen pinned by a live pin? holder (may be NULL) gets "process PID on node NODE". */
 int om_gen_pinned(struct om_store *st, const char *kind, unsigned long id, uint64_t gen, bool *pinned, char *holder,
 		  size_t holder_len, om_error_t *err);
 

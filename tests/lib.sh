@@ -4,7 +4,7 @@
 #
 # Provides: TAP helpers, the paths of the commands and of the worker, a
 # fresh store ($OM_STORE) and work dir ($W) per script, unique group ids,
-# worker helpers (start_worker, wait_ready, counter, finish, ...) and a
+# worker helpers (start_worker, wait_ready, counter, finish, ...), flip_byte, and a
 # cleanup trap that leaves no process, group, mount or temp dir behind.
 #
 # Set OM_KEEP=1 to keep $W and $OM_STORE for a post-mortem.
@@ -61,6 +61,17 @@ ok() {
 # not CMD... : negation usable as a COND of ok.
 not() {
 	! "$@"
+}
+
+# wait_until SECS CMD... : CMD succeeds within SECS (polled every 0.1 s).
+wait_until() {
+	local end=$((SECONDS + $1))
+	shift
+	while [ $SECONDS -lt "$end" ]; do
+		"$@" && return 0
+		sleep 0.1
+	done
+	"$@"
 }
 
 # check NAME CMD... : run CMD (output captured, shown on failure); pass if it exits 0.
@@ -356,6 +367,16 @@ no_generation() {
 	[ -z "$left" ] && return 0
 	diag "left in $1:" "$left"
 	return 1
+}
+
+# flip_byte FILE : invert the byte in the middle of FILE, in place.
+flip_byte() {
+	local f=$1 size off b
+	size=$(stat -c %s "$f")
+	off=$((size / 2))
+	b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
+	# shellcheck disable=SC2059
+	printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$f" bs=1 seek="$off" count=1 conv=notrunc status=none
 }
 
 # ---------------------------------------------------------------- worker ----

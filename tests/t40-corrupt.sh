@@ -9,16 +9,6 @@ set -u
 group_ids 4000
 export OM_CGROUP=v2
 
-# flip_byte FILE : invert the byte in the middle of FILE, in place.
-flip_byte() {
-	local f=$1 size off b
-	size=$(stat -c %s "$f")
-	off=$((size / 2))
-	b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
-	# shellcheck disable=SC2059
-	printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$f" bs=1 seek="$off" count=1 conv=notrunc status=none
-}
-
 # repair FILE : put the backup copy back (same inode, same mode).
 repair() {
 	local f=$1

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <zstd.h>
 
 static char tmproot[] = "/tmp/om-test-store.XXXXXX";
@@ -692,6 +694,162 @@ static int write_gen(struct om_store *st, const char *kind, unsigned long id, co
 	om_gen_writer_free(w);
 	om_manifest_free_built(m);
 	return r;
+}
+
+static int write_gen_fenced(struct om_store *st, unsigned long id, const char *src, uint64_t fence, uint64_t *gen,
+			    om_error_t *err)
+{
+	struct om_gen_writer *w = NULL;
+	Om__Manifest *m = writer_manifest();
+	Om__TreeEntry *t = NULL;
+	int r = om_gen_begin(st, "groups", id, 1, &w, err);
+
+	m->has_fence = fence != 0;
+	m->fence = fence;
+	if (r == 0)
+		r = om_manifest_add_tree(m, 4012, &t, err);
+	if (r == 0)
+		r = om_gen_add_tree(w, src, t, 3, 1, err);
+	if (r == 0)
+		r = om_gen_commit(w, m, gen, err);
+	om_gen_writer_free(w);
+	om_manifest_free_built(m);
+	return r;
+}
+
+static bool gens_are(struct om_store *st, unsigned long id, const char *want)
+{
+	uint64_t *g = NULL;
+	size_t n = 0;
+	char got[256] = "";
+	om_error_t err = NULL;
+
+	if (om_store_list(st, "groups", id, &g, &n, &err) < 0) {
+		om_error_release(&err);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%llu", i ? " " : "",
+			 (unsigned long long)g[i]);
+	free(g);
+	if (strcmp(got, want) != 0)
+		diag("generations: '%s', expected '%s'", got, want);
+	return strcmp(got, want) == 0;
+}
+
+/* retention.c: fencing tokens, pins, pruning, removal, garbage */
+static void test_retention(void)
+{
+	cleanup_free char *store_path = path_in("ret-store");
+	cleanup_free char *src = path_in("ret-src");
+	cleanup_free char *dir = NULL;
+	struct om_store st;
+	om_error_t err = NULL;
+	uint64_t gen = 0, tok = 0, fgen = 0;
+	char node[64], holder[128];
+	struct om_pin *pin = NULL;
+	struct om_prune_result pr;
+	struct om_gc_item *items = NULL;
+	size_t n = 0;
+	bool pinned = false;
+
+	make_images(src);
+	ok(om_store_open(&st, store_path, true, &err) == 0, "retention: open a store");
+	show(&err);
+	dir = om_strdup_printf("%s/groups/5", st.path);
+
+	/* fencing */
+	ok(write_gen_fenced(&st, 5, src, 0, &gen, &err) == 0 && gen == 1, "an unfenced generation (no cluster)");
+	show(&err);
+	ok(om_store_fence_get(&st, "groups", 5, &tok, node, sizeof(node), &fgen, &err) == 0 && tok == 0,
+	   "no fence yet");
+	ok(om_store_fence_raise(&st, "groups", 5, 40, "nodeB", 1, &tok, &err) == 0 && tok == 40,
+	   "a takeover raises the fence to 40");
+	show(&err);
+	ok(om_store_fence_raise(&st, "groups", 5, 30, "nodeC", 1, &tok, &err) == 0 && tok == 40,
+	   "a lower token never lowers it");
+	ok(om_store_fence_get(&st, "groups", 5, &tok, node, sizeof(node), &fgen, &err) == 0 && tok == 40 &&
+	       strcmp(node, "nodeB") == 0 && fgen == 1,
+	   "the fence reads back: 40 by nodeB from generation 1");
+	ok(write_gen_fenced(&st, 5, src, 39, &gen, &err) < 0 && err && err->status == ESTALE &&
+	       msg_has(err, "taken over by node nodeB") && om_error_exit_code(err) == OM_EXIT_CLUSTER,
+	   "a commit under token 39 is refused (ESTALE, exit 7), naming the new owner");
+	show(&err);
+	ok(gens_are(&st, 5, "1") && count_entries(dir, ".tmp") == 0, "... nothing published, nothing left");
+	ok(write_gen_fenced(&st, 5, src, 40, &gen, &err) == 0 && gen == 2, "token 40 commits (generation 2)");
+	show(&err);
+	ok(write_gen_fenced(&st, 5, src, 0, &gen, &err) == 0 && gen == 3, "an unfenced writer is not checked");
+	show(&err);
+
+	/* pins and pruning */
+	ok(write_gen(&st, "groups", 5, src, 1, &gen, &err) == 0 && gen == 4, "generation 4");
+	ok(om_gen_pin(&st, "groups", 5, 2, 0, &pin, &err) == 0 && pin != NULL, "pin generation 2");
+	show(&err);
+	ok(om_gen_pinned(&st, "groups", 5, 2, &pinned, holder, sizeof(holder), &err) == 0 && pinned &&
+	       strstr(holder, "process") != NULL,
+	   "generation 2 is pinned (by %s)", holder);
+	ok(om_store_prune(&st, "groups", 5, 1, 1, &pr, &err) == 0 && pr.n_removed == 2 && pr.removed[0] == 1 &&
+	       pr.removed[1] == 3 && pr.n_pinned == 1 && pr.pinned[0] == 2,
+	   "prune to 1: removes 1 and 3, keeps the pinned 2");
+	show(&err);
+	om_prune_result_release(&pr);
+	ok(gens_are(&st, 5, "2 4"), "... generations 2 4 remain");
+	ok(om_gen_remove(&st, "groups", 5, 2, 1, &err) < 0 && err && err->status == EBUSY &&
+	       msg_has(err, "being restored"),
+	   "rm of the pinned generation: EBUSY naming its holder");
+	show(&err);
+	om_gen_unpin(pin);
+	ok(om_gen_pinned(&st, "groups", 5, 2, &pinned, NULL, 0, &err) == 0 && !pinned, "unpinned");
+	ok(om_gen_pin(&st, "groups", 5, 3, 0, &pin, &err) < 0 && err && err->status == OM_ENOTFOUND,
+	   "pinning a pruned generation: not found");
+	om_error_release(&err);
+	ok(om_gen_remove(&st, "groups", 5, 2, 1, &err) == 0 && gens_are(&st, 5, "4"), "rm generation 2");
+	show(&err);
+	ok(om_gen_remove(&st, "groups", 5, 2, 1, &err) < 0 && err && err->status == OM_ENOTFOUND,
+	   "rm of a missing generation: not found");
+	om_error_release(&err);
+
+	/* an expired pin (another node's, whose restore died) does not hold */
+	{
+		cleanup_free char *p = om_strdup_printf("%s/.pin-4-far-1-0", dir);
+		write_file(p, "1000\n", 5);
+		ok(om_gen_pinned(&st, "groups", 5, 4, &pinned, NULL, 0, &err) == 0 && !pinned,
+		   "an expired pin of another node does not hold");
+		free(p);
+		p = om_strdup_printf("%s/.pin-4-far-1-1", dir);
+		write_file(p, "99999999999999\n", 15);
+		ok(om_gen_pinned(&st, "groups", 5, 4, &pinned, holder, sizeof(holder), &err) == 0 && pinned &&
+		       strstr(holder, "node far"),
+		   "a live pin of another node holds (%s), whatever its PID here", holder);
+		unlink(p);
+	}
+
+	/* garbage of killed runs */
+	{
+		cleanup_free char *t = om_strdup_printf("%s/.tmp-%s-999999999-0", dir, om_node_name());
+		cleanup_free char *pp = om_strdup_printf("%s/.prune-4-%s-999999999", dir, om_node_name());
+		cleanup_free char *empty = om_strdup_printf("%s/gen-9", dir);
+		cleanup_free char *other = om_strdup_printf("%s/.tmp-far-12-0", dir);
+		struct timeval old[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
+		mkdir(t, 0700);
+		mkdir(other, 0700);
+		mkdir(empty, 0700);
+		utimes(empty, old);
+		ok(om_store_gc(&st, 3600, true, &items, &n, &err) == 0 && n == 3, "gc --dry-run finds 3");
+		for (size_t i = 0; i < n; i++)
+			diag("  %s: %s", items[i].path, items[i].why);
+		om_gc_items_free(items, n);
+		ok(access(t, F_OK) == 0, "... and removes nothing");
+		/* a pruner killed with generation 4 renamed away: gc puts a pinned one back */
+		cleanup_free char *g4 = om_strdup_printf("%s/gen-4", dir);
+		ok(rename(g4, pp) == 0, "(a prune killed after its rename)");
+		ok(om_store_gc(&st, 3600, false, &items, &n, &err) == 0, "gc");
+		om_gc_items_free(items, n);
+		ok(access(t, F_OK) < 0 && access(empty, F_OK) < 0 && access(other, F_OK) == 0,
+		   "... removes the dead writer's tmp and the old manifest-less gen-9, keeps another node's young tmp");
+		ok(access(pp, F_OK) < 0 && gens_are(&st, 5, ""), "... and the half-pruned generation (not pinned)");
+	}
+	om_store_close(&st);
 }
 
 static void flip_byte(const char *path, off_t off)
@@ -1473,6 +1631,7 @@ int main(void)
 	test_shm_codec();
 	test_shm_store();
 	test_store();
+	test_retention();
 	test_manifest_bounds();
 	test_bombs();
 	test_resolve();
