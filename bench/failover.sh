@@ -98,7 +98,7 @@ for ((run = 1; run <= RUNS; run++)); do
 	sleep "$(calc "$EVERY + $EVERY * $RANDOM / 32768")"
 	t_kill=$(now)
 	"$TOP/cluster/omlab" "${LAB[@]}" kill "$node" >/dev/null
-	t_dead= t_run=
+	t_dead='' t_run=''
 	while :; do
 		if [ -z "$t_dead" ] && ! alive_node "$node"; then t_dead=$(now); fi
 		o=$(owner_of $G)
@@ -109,7 +109,13 @@ for ((run = 1; run <= RUNS; run++)); do
 		sleep 0.1
 	done
 	wait 2>/dev/null || true
-	line=$(cat "$LABDIR/node$o"/omd*.log | grep "event=failover group=$G " | tail -1)
+	# the survivor logs the failover once the owner key records it (just after the group runs)
+	line=
+	for _ in $(seq 300); do
+		line=$(cat "$LABDIR/node$o"/omd*.log | grep "event=failover group=$G from=$node to=$o " | tail -1) || true
+		[ -n "$line" ] && break
+		sleep 0.1
+	done
 	gen=$(grep -o 'generation=[0-9]*' <<<"$line" | cut -d= -f2)
 	r=$(grep -o 'restore_s=[0-9.]*' <<<"$line" | cut -d= -f2)
 	start=$(awk -v g="$gen" '$1 == g {print $2}' "$T/ckpt.log" | tail -1)

@@ -34,9 +34,10 @@ struct result {
 struct orphan {
 	unsigned long g;
 	bool used, seen, impossible;
-	double first_seen, next_try, backoff;
+	double first_seen, last_orphan, next_try, backoff;
 	int64_t detect_ms;    /* wall clock when this node saw it orphaned */
 	int64_t last_seen_ms; /* the dead node's last status update this node saw (0: unknown) */
+	int64_t first_rev;    /* the owner key's mod_revision when this node first saw the orphan */
 	char from[OM_CLUSTER_MAX_NODE_LEN];
 	/* in flight */
 	pid_t pid;
@@ -581,12 +582,16 @@ void om_failover_tick(struct om_failover *f)
 		/* an owner outside the map is left alone (a map being changed) */
 		dead = j < nn && !nodes[j].alive && strcmp(o->node, c->self_id) != 0 && o->v == 1;
 		s = orphan_get(f, (unsigned long)o->group, dead);
-		if (s && dead)
+		if (s && dead) {
 			s->seen = true;
+			s->last_orphan = now;
+		}
 		if (!dead || s == NULL || s->pid != 0 || now < s->next_try)
 			goto next;
 		if (s->last_seen_ms == 0)
 			s->last_seen_ms = f->nodes[j].updated_ms;
+		if (s->first_rev == 0)
+			s->first_rev = r.kvs[i].mod_revision;
 		for (size_t k = 0; k < stopped.n; k++)
 			if (strcmp(stopped.kvs[k].key + strlen(spfx), o->node) == 0)
 				goto next; /* its omd stopped cleanly: may be back soon */
@@ -594,7 +599,9 @@ void om_failover_tick(struct om_failover *f)
 		if (me == NULL || !me->alive || me->drained || best == NULL)
 			goto next;
 		mine = best == me;
-		if (!mine && now - s->first_seen < 2 * f->o.ttl)
+		/* the others wait for the grace, unless the key changed while it stayed
+		 * an orphan: a survivor tried, failed and put it back */
+		if (!mine && now - s->first_seen < 2 * f->o.ttl && r.kvs[i].mod_revision == s->first_rev)
 			goto next;
 		if (!has_generation(f, s->g, &err)) {
 			if (!s->impossible) {
@@ -619,8 +626,10 @@ void om_failover_tick(struct om_failover *f)
 	next:
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
-	for (size_t i = 0; i < MAX_ORPHANS; i++) /* no longer orphaned (or gone) */
-		if (f->v[i].used && !f->v[i].seen && f->v[i].pid == 0)
+	/* no longer orphaned (or gone) for a while: forgotten (kept meanwhile, so
+	 * that a group a survivor claimed and put back is seen as such) */
+	for (size_t i = 0; i < MAX_ORPHANS; i++)
+		if (f->v[i].used && !f->v[i].seen && f->v[i].pid == 0 && now - f->v[i].last_orphan > 4 * f->o.ttl)
 			orphan_clear(&f->v[i]);
 	om_etcd_range_release(&r);
 	om_etcd_range_release(&stopped);

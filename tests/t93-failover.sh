@@ -67,7 +67,7 @@ wait_for() {
 	local end=$((SECONDS + $1))
 	shift
 	until "$@" 2>/dev/null; do
-		[ $SECONDS -lt $end ] || return 1
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.2
 	done
 }
@@ -94,7 +94,7 @@ start_on() {
 finish_on() {
 	local pid=${WPID[$2]} end=$((SECONDS + 60))
 	"$OMLAB" "${LAB[@]}" exec "$1" -- kill -TERM "$pid"
-	while [ ! -e "$W/$2.result" ] && [ $SECONDS -lt $end ]; do sleep 0.2; done
+	while [ ! -e "$W/$2.result" ] && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
 	if [ "$(cat "$W/$2.result" 2>/dev/null)" != PASS ]; then
 		diag "worker $2: $(cat "$W/$2.result" 2>/dev/null || echo 'no result')"
 		return 1
