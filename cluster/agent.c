@@ -52,13 +52,10 @@ struct agent {
 
 __attribute__((format(printf, 2, 3))) static void alog(struct agent *a, const char *fmt, ...)
 {
-	char line[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	om_vlogf(a->o->log, a->o->log_arg, fmt, ap);
 	va_end(ap);
-	if (a->o->log)
-		a->o->log(a->o->log_arg, line);
 }
 
 /* a value for a log line: quoted, with quotes and newlines replaced */

@@ -363,7 +363,10 @@ int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__
 	    won, new_revision, err);
 }
 
-static int claim_or_release(const struct om_config *cfg, unsigned long g, bool claim, om_error_t *err)
+/* What a command does to g's owner key: claim, release, or read the fence. */
+enum owner_op { OWNER_CLAIM, OWNER_RELEASE, OWNER_FENCE };
+
+static int with_owner(const struct om_config *cfg, unsigned long g, enum owner_op op, uint64_t *fence, om_error_t *err)
 {
 	struct om_cluster c;
 	int rc;
@@ -372,7 +375,9 @@ static int claim_or_release(const struct om_config *cfg, unsigned long g, bool c
 		return 0;
 	if (om_cluster_open(&c, cfg, true, err) < 0)
 		return om_error_wrap(err, "miggroup %lu in the cluster", g);
-	rc = claim ? om_owner_claim(&c, g, err) : om_owner_release(&c, g, err);
+	rc = op == OWNER_CLAIM	   ? om_owner_claim(&c, g, err)
+	     : op == OWNER_RELEASE ? om_owner_release(&c, g, err)
+				   : om_owner_fence(&c, g, fence, err);
 	om_cluster_close(&c);
 	return rc;
 }
@@ -399,27 +404,18 @@ int om_owner_fence(struct om_cluster *c, unsigned long g, uint64_t *fence, om_er
 
 int om_cluster_group_fence(const struct om_config *cfg, unsigned long g, uint64_t *fence, om_error_t *err)
 {
-	struct om_cluster c;
-	int rc;
-
 	*fence = 0;
-	if (!om_cluster_configured(cfg))
-		return 0;
-	if (om_cluster_open(&c, cfg, true, err) < 0)
-		return om_error_wrap(err, "miggroup %lu in the cluster", g);
-	rc = om_owner_fence(&c, g, fence, err);
-	om_cluster_close(&c);
-	return rc;
+	return with_owner(cfg, g, OWNER_FENCE, fence, err);
 }
 
 int om_cluster_claim_group(const struct om_config *cfg, unsigned long g, om_error_t *err)
 {
-	return claim_or_release(cfg, g, true, err);
+	return with_owner(cfg, g, OWNER_CLAIM, NULL, err);
 }
 
 int om_cluster_release_group(const struct om_config *cfg, unsigned long g, om_error_t *err)
 {
-	return claim_or_release(cfg, g, false, err);
+	return with_owner(cfg, g, OWNER_RELEASE, NULL, err);
 }
 
 /* ---- requests ---- */

@@ -64,13 +64,10 @@ struct om_failover {
 
 __attribute__((format(printf, 2, 3))) static void flog(struct om_failover *f, const char *fmt, ...)
 {
-	char line[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	om_vlogf(f->o.log, f->o.arg, fmt, ap);
 	va_end(ap);
-	if (f->o.log)
-		f->o.log(f->o.arg, line);
 }
 
 static void emit(struct om_failover *f, Om__HistoryEvent *ev)

@@ -61,13 +61,10 @@ struct om_sched {
 
 __attribute__((format(printf, 2, 3))) static void slog(struct om_sched *s, const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	om_vlogf(s->o.log, s->o.log_arg, fmt, ap);
 	va_end(ap);
-	if (s->o.log)
-		s->o.log(s->o.log_arg, line);
 }
 
 static void quote(const char *in, char *out, size_t len)

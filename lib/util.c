@@ -341,3 +341,13 @@ void om_json_string(FILE *out, const char *s)
 	}
 	fputc('"', out);
 }
+
+void om_vlogf(void (*fn)(void *arg, const char *line), void *arg, const char *fmt, va_list ap)
+{
+	char line[2048];
+
+	if (fn == NULL)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	fn(arg, line);
+}

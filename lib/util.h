@@ -6,6 +6,7 @@
 #include "bounded.h"
 #include "error.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +67,9 @@ int om_parse_pid(const char *s, pid_t *out);
 /* Monotonic clock in seconds. */
 double om_now(void);
 void om_sleep_ms(long ms);
+/* Format one log line (at most 2 KiB) and hand it to fn(arg, line), if fn. */
+void om_vlogf(void (*fn)(void *arg, const char *line), void *arg, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 /* Node name: OM_NODE or the short hostname. */
 const char *om_node_name(void);
 /* Is stdout for machines? helpers for JSON strings */
