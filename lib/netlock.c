@@ -139,6 +139,41 @@ static int scan_net(pid_t pid, int family, const unsigned long *inos, size_t nin
 	return 0;
 }
 
+int om_tcp_conns_held(const struct om_tcp_conn *c, size_t n, struct om_tcp_conn *which, om_error_t *err)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+
+	for (size_t k = 0; k < 2; k++) {
+		const int family = families[k];
+		char line[512];
+		cleanup_fclose FILE *f = fopen(family == AF_INET ? "/proc/self/net/tcp" : "/proc/self/net/tcp6", "re");
+
+		if (f == NULL) {
+			if (errno == ENOENT)
+				continue;
+			return om_make_error(err, errno, "open /proc/self/net/tcp%s", family == AF_INET ? "" : "6");
+		}
+		while (fgets(line, sizeof(line), f)) {
+			char local[64], remote[64];
+			struct om_tcp_conn s = {.family = family};
+			size_t alen = family == AF_INET ? 4 : 16;
+
+			if (sscanf(line, " %*d: %63s %63s", local, remote) != 2 ||
+			    parse_addr(local, family, s.laddr, &s.lport) < 0 ||
+			    parse_addr(remote, family, s.raddr, &s.rport) < 0)
+				continue;
+			for (size_t i = 0; i < n; i++)
+				if (c[i].family == family && c[i].lport == s.lport && c[i].rport == s.rport &&
+				    memcmp(c[i].laddr, s.laddr, alen) == 0 && memcmp(c[i].raddr, s.raddr, alen) == 0) {
+					if (which)
+						*which = c[i];
+					return 1;
+				}
+		}
+	}
+	return 0;
+}
+
 int om_tcp_conns_of(const pid_t *pids, size_t n, struct om_tcp_conn **out, size_t *nout, om_error_t *err)
 {
 	*out = NULL;

@@ -18,6 +18,12 @@ struct om_tcp_conn {
 	unsigned long inode; /* the socket's inode (0 for a connection read from a manifest) */
 };
 
+/* Is any of the connections' address pairs still held by a socket in this
+ * network namespace, in any state (a killed copy's TIME_WAIT, FIN_WAIT...)?
+ * 1 (and *which) when one is, 0 when all are free. CRIU cannot restore a
+ * connection whose pair the kernel still holds. */
+int om_tcp_conns_held(const struct om_tcp_conn *c, size_t n, struct om_tcp_conn *which, om_error_t *err);
+
 /* The connected TCP sockets (established or closing) the processes hold. */
 int om_tcp_conns_of(const pid_t *pids, size_t n, struct om_tcp_conn **out, size_t *nout, om_error_t *err);
 

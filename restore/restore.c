@@ -15,6 +15,7 @@
 
 #include <poll.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -231,6 +232,8 @@ static int restore_fn(void *arg, int report)
 	return 0;
 }
 
+#define OM_TCP_PAIR_WAIT 75.0 /* s: longer than TIME_WAIT (60 s) */
+
 /* The lock omckpt --tcp-established took (still there after a migration on
  * this node), taken again from the manifest's connections. */
 static int lock_connections(const Om__Manifest *m, const struct om_restore_opts *o, char *name, size_t len,
@@ -247,6 +250,28 @@ static int lock_connections(const Om__Manifest *m, const struct om_restore_opts 
 		memcpy(c[i].raddr, e->remote_addr.data, e->remote_addr.len);
 		c[i].lport = (uint16_t)e->local_port;
 		c[i].rport = (uint16_t)e->remote_port;
+	}
+	/* a copy of the group killed on this node may have left its connections
+	 * closing (TIME_WAIT lasts a minute): CRIU cannot take their address
+	 * pairs until the kernel lets go of them */
+	for (double deadline = om_now() + OM_TCP_PAIR_WAIT;;) {
+		struct om_tcp_conn held;
+		int r = om_tcp_conns_held(c, m->n_tcp_conns, &held, err);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		if (om_now() >= deadline) {
+			char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+			inet_ntop(held.family, held.laddr, a, sizeof(a));
+			inet_ntop(held.family, held.raddr, b, sizeof(b));
+			return om_make_error(err, EBUSY,
+					     "the connection %s:%u <-> %s:%u is still held by a socket on this node "
+					     "(a closing copy) after %.0f s",
+					     a, held.lport, b, held.rport, (double)OM_TCP_PAIR_WAIT);
+		}
+		if (om_pause(o->cancel_fd, 100, err) < 0)
+			return -1;
 	}
 	om_netlock_name(name, len, o->group, o->pid);
 	if (om_netlock_take(name, c, m->n_tcp_conns, err) < 0) {
