@@ -89,9 +89,9 @@ S=$(snap lw)
 LDIR=$OM_STORE/groups/$LG
 ok "omd checkpoints the group at once, then every 10 s (generation 3 within 40 s)" wait_for 40 has_gen "$LDIR" 3
 ok "... logging each one (event=checkpoint, frozen_s, total_s)" \
-	grep -q "event=checkpoint group=$LG generation=3 frozen_s=[0-9.]* total_s=[0-9.]*" "$W/local/omd.log"
+	wait_for 10 grep -q "event=checkpoint group=$LG generation=3 frozen_s=[0-9.]* total_s=[0-9.]*" "$W/local/omd.log"
 ok "... keeping the newest 2 (pruned)" wait_for 10 exactly "$LDIR" 2
-ok "... and logging the prune" grep -q "event=prune group=$LG .*removed=1" "$W/local/omd.log"
+ok "... and logging the prune" wait_for 10 grep -q "event=prune group=$LG .*removed=1" "$W/local/omd.log"
 ok "the group ran on: never restored, counting on" continued_running "$S"
 ok "... not stopped" not_stopped "${WPID[lw]}"
 ok "... frozen less than 5 s each time" frozen_ok "$W/local/omd.log" "$LG" 5
