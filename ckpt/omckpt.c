@@ -98,6 +98,15 @@ static int one(struct run_args *a, unsigned long group, int cancel_fd, om_error_
 		return om_error_wrap(err, "checkpoint miggroup %lu", group);
 	if (om_checkpoint(&o, &r, err) < 0)
 		return -1;
+	if (group && !o.leave_running) { /* stopped: no failover may restore it elsewhere */
+		om_error_t e = NULL;
+		if (om_cluster_group_ended(a->cfg, group, &e) < 0) {
+			fprintf(stderr,
+				"%s: warning: miggroup %lu is checkpointed and stopped, but etcd was not told: %s\n",
+				prog, group, e && e->msg ? e->msg : "?");
+			om_error_release(&e);
+		}
+	}
 	print_result(a, group, o.pid, &r, NULL);
 	om_ckpt_result_release(&r);
 	return 0;

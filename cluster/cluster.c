@@ -281,10 +281,11 @@ int om_owner_get(struct om_cluster *c, unsigned long g, Om__GroupOwner **out, in
 	return 0;
 }
 
-static char *owner_json(unsigned long g, const char *node, const char *home, uint64_t gen)
+static char *owner_json(unsigned long g, const char *node, const char *home, uint64_t gen, const char *restoring_from)
 {
 	Om__GroupOwner o = OM__GROUP_OWNER__INIT;
 	o.v = 1;
+	o.restoring_from = (char *)restoring_from;
 	o.group = g;
 	o.node = (char *)node;
 	o.home = (char *)home;
@@ -307,7 +308,7 @@ int om_owner_claim(struct om_cluster *c, unsigned long g, om_error_t *err)
 
 	if (c->self == NULL)
 		return cluster_error(err, "%s%s", "this node is not in the cluster map", "");
-	json = owner_json(g, c->self_id, c->self_id, 0);
+	json = owner_json(g, c->self_id, c->self_id, 0, NULL);
 	if (k == NULL || json == NULL)
 		return om_make_error(err, ENOMEM, "claim");
 	if (om_etcd_txn(c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_CREATE, .number = 0}, 1,
@@ -349,11 +350,13 @@ int om_owner_release(struct om_cluster *c, unsigned long g, om_error_t *err)
 	return rc;
 }
 
-int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *from, const char *node,
-		  uint64_t generation, bool *won, int64_t *new_revision, om_error_t *err)
+static int owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *from, const char *node,
+		      uint64_t generation, const char *restoring_from, bool *won, int64_t *new_revision,
+		      om_error_t *err)
 {
 	cleanup_free char *k = om_cluster_key(c, "groups/%lu", g);
-	cleanup_free char *json = owner_json(g, node, from && from->home ? from->home : node, generation);
+	cleanup_free char *json =
+	    owner_json(g, node, from && from->home ? from->home : node, generation, restoring_from);
 
 	if (k == NULL || json == NULL)
 		return om_make_error(err, ENOMEM, "move");
@@ -363,8 +366,56 @@ int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__
 	    won, new_revision, err);
 }
 
-/* What a command does to g's owner key: claim, release, or read the fence. */
-enum owner_op { OWNER_CLAIM, OWNER_RELEASE, OWNER_FENCE };
+int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *from, const char *node,
+		  uint64_t generation, bool *won, int64_t *new_revision, om_error_t *err)
+{
+	return owner_move(c, g, rev, from, node, generation, NULL, won, new_revision, err);
+}
+
+int om_owner_take_over(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *from, bool *won,
+		       int64_t *new_revision, om_error_t *err)
+{
+	return owner_move(c, g, rev, from, c->self_id, 0, from->node, won, new_revision, err);
+}
+
+int om_owner_set_ended(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *cur, bool ended,
+		       bool *won, om_error_t *err)
+{
+	cleanup_free char *k = om_cluster_key(c, "groups/%lu", g);
+	cleanup_free char *json = NULL;
+	Om__GroupOwner o = *cur; /* the same value, ended_ms set or cleared */
+
+	o.has_ended_ms = ended;
+	o.ended_ms = ended ? om_wall_ms() : 0;
+	json = om_pb_to_json(&o.base);
+	if (k == NULL || json == NULL)
+		return om_make_error(err, ENOMEM, "owner");
+	return om_etcd_txn(
+	    c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = rev}, 1,
+	    &(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)}, 1, NULL, 0,
+	    won, NULL, err);
+}
+
+/* omckpt stopped g here: its owner key says so (when it names this node) */
+static int owner_ended(struct om_cluster *c, unsigned long g, om_error_t *err)
+{
+	Om__GroupOwner *o = NULL;
+	int64_t rev = 0;
+	bool won = false;
+	int rc = 0;
+
+	if (om_owner_get(c, g, &o, &rev, err) < 0)
+		return -1;
+	if (o && strcmp(o->node, c->self_id) == 0 && !o->has_ended_ms)
+		rc = om_owner_set_ended(c, g, rev, o, true, &won, err);
+	if (o)
+		protobuf_c_message_free_unpacked(&o->base, NULL);
+	return rc;
+}
+
+/* What a command does to g's owner key: claim, release, read the fence, or
+ * mark it ended. */
+enum owner_op { OWNER_CLAIM, OWNER_RELEASE, OWNER_FENCE, OWNER_ENDED };
 
 static int with_owner(const struct om_config *cfg, unsigned long g, enum owner_op op, uint64_t *fence, om_error_t *err)
 {
@@ -377,6 +428,7 @@ static int with_owner(const struct om_config *cfg, unsigned long g, enum owner_o
 		return om_error_wrap(err, "miggroup %lu in the cluster", g);
 	rc = op == OWNER_CLAIM	   ? om_owner_claim(&c, g, err)
 	     : op == OWNER_RELEASE ? om_owner_release(&c, g, err)
+	     : op == OWNER_ENDED   ? owner_ended(&c, g, err)
 				   : om_owner_fence(&c, g, fence, err);
 	om_cluster_close(&c);
 	return rc;
@@ -416,6 +468,11 @@ int om_cluster_claim_group(const struct om_config *cfg, unsigned long g, om_erro
 int om_cluster_release_group(const struct om_config *cfg, unsigned long g, om_error_t *err)
 {
 	return with_owner(cfg, g, OWNER_RELEASE, NULL, err);
+}
+
+int om_cluster_group_ended(const struct om_config *cfg, unsigned long g, om_error_t *err)
+{
+	return with_owner(cfg, g, OWNER_ENDED, NULL, err);
 }
 
 /* ---- requests ---- */

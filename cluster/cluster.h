@@ -71,6 +71,16 @@ int om_owner_release(struct om_cluster *c, unsigned long g, om_error_t *err);
  * of a migration). *won says whether it moved. */
 int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *from, const char *node,
 		  uint64_t generation, bool *won, int64_t *new_revision, om_error_t *err);
+/* The claim of a failover: g (owned by from->node, dead) to this node, if its
+ * key still has mod_revision rev, marked `restoring_from` from->node until
+ * the restore is recorded (a plain put of the owner value). */
+int om_owner_take_over(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *from, bool *won,
+		       int64_t *new_revision, om_error_t *err);
+/* Put cur back with ended_ms set (now) or cleared, if g's key still has
+ * mod_revision rev. A group with ended_ms has no process on its node: no
+ * failover restores it elsewhere. */
+int om_owner_set_ended(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *cur, bool ended,
+		       bool *won, om_error_t *err);
 
 /* For the node-local commands (joingroup, omrun, resetgroup): claim or
  * release g in the cluster when one is configured (cfg says), else nothing. */
@@ -81,6 +91,8 @@ int om_owner_fence(struct om_cluster *c, unsigned long g, uint64_t *fence, om_er
 int om_cluster_group_fence(const struct om_config *cfg, unsigned long g, uint64_t *fence, om_error_t *err);
 int om_cluster_claim_group(const struct om_config *cfg, unsigned long g, om_error_t *err);
 int om_cluster_release_group(const struct om_config *cfg, unsigned long g, om_error_t *err);
+/* omckpt stopped g: mark its owner key ended, when it names this node. */
+int om_cluster_group_ended(const struct om_config *cfg, unsigned long g, om_error_t *err);
 
 /* ---- requests (PREFIX/req/NODE/ID) and replies (PREFIX/reply/ID) ---- */
 int om_request_id(char id[OM_REQ_ID_LEN + 1], om_error_t *err);

@@ -42,10 +42,13 @@ struct orphan {
 	/* in flight */
 	pid_t pid;
 	int fd;
-	int64_t token; /* R */
-	char *old_value;
+	int64_t token;	 /* R */
+	char *old_value; /* the owner value to put back on failure */
 	size_t old_len;
-	Om__GroupOwner *old;
+	char home[OM_CLUSTER_MAX_NODE_LEN];
+	bool resumed;	     /* a failover that a killed omd left half done */
+	bool unrecorded;     /* restored, but etcd did not take the record yet */
+	uint64_t generation; /* ... restored from this generation */
 };
 
 struct seen_node {
@@ -111,8 +114,6 @@ static void orphan_clear(struct orphan *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->old_value);
-	if (s->old)
-		protobuf_c_message_free_unpacked(&s->old->base, NULL);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
 }
@@ -210,6 +211,8 @@ static void child(struct om_failover *f, unsigned long g, int64_t token, int fd)
 	ro.takeover = true;
 	ro.force = true;
 	ro.lock_wait = 30;
+	if (f->o.fault && strncmp(f->o.fault, "restore-pause-pinned:", 21) == 0)
+		ro.fault = f->o.fault; /* tests: a long restore, to cut it off */
 	res.rc = om_restore(&ro, &rr, &err);
 	res.seconds = om_now() - t0;
 	if (res.rc == 0) {
@@ -224,6 +227,7 @@ static void child(struct om_failover *f, unsigned long g, int64_t token, int fd)
 
 /* The one transaction: owner->node (dead) to this node, on rev. */
 static void race_barrier(struct om_failover *f, unsigned long g, size_t n);
+static void start_worker(struct om_failover *f, struct orphan *s);
 
 static void try_claim(struct om_failover *f, struct orphan *s, const Om__GroupOwner *owner, int64_t rev,
 		      const struct om_etcd_kv *kv, size_t survivors)
@@ -232,12 +236,10 @@ static void try_claim(struct om_failover *f, struct orphan *s, const Om__GroupOw
 	om_error_t err = NULL;
 	int64_t token = 0;
 	bool won = false;
-	int p[2];
-	pid_t pid;
 
 	if (race(f)) /* every survivor at the same moment: the transaction alone decides */
 		race_barrier(f, s->g, survivors);
-	int mrc = om_owner_move(c, s->g, rev, owner, c->self_id, 0, &won, &token, &err);
+	int mrc = om_owner_take_over(c, s->g, rev, owner, &won, &token, &err);
 	if (mrc < 0) {
 		flog(f, "event=failover-failed group=%lu from=%s reason=\"claim: %.900s\"", s->g, owner->node,
 		     emsg(err));
@@ -256,18 +258,18 @@ static void try_claim(struct om_failover *f, struct orphan *s, const Om__GroupOw
 		memcpy(s->old_value, kv->value, kv->value_len + 1);
 		s->old_len = kv->value_len;
 	}
-	{ /* a copy of the old owner (for the home and the event) */
-		size_t len = protobuf_c_message_get_packed_size(&owner->base);
-		uint8_t *buf = malloc(len + 1);
-		if (buf) {
-			protobuf_c_message_pack(&owner->base, buf);
-			s->old =
-			    (Om__GroupOwner *)protobuf_c_message_unpack(&om__group_owner__descriptor, NULL, len, buf);
-			free(buf);
-		}
-	}
+	snprintf(s->home, sizeof(s->home), "%s", owner->home);
 	snprintf(s->from, sizeof(s->from), "%s", owner->node);
 	flog(f, "event=failover-claimed group=%lu from=%s fence=%lld", s->g, owner->node, (long long)token);
+	start_worker(f, s);
+}
+
+/* the restore of s->g under s->token, in a worker process */
+static void start_worker(struct om_failover *f, struct orphan *s)
+{
+	int p[2];
+	pid_t pid;
+
 	p[0] = p[1] = -1;
 	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
 		flog(f, "event=failover-worker-failed group=%lu reason=\"%s\"", s->g, strerror(errno));
@@ -280,7 +282,7 @@ static void try_claim(struct om_failover *f, struct orphan *s, const Om__GroupOw
 	}
 	if (pid == 0) {
 		close(p[0]);
-		child(f, s->g, token, p[1]);
+		child(f, s->g, s->token, p[1]);
 	}
 	close(p[1]);
 	fcntl(p[0], F_SETFL, O_NONBLOCK);
@@ -297,7 +299,7 @@ static char *owner_after(const struct orphan *s, const struct om_cluster *c, uin
 	o.v = 1;
 	o.group = s->g;
 	o.node = (char *)c->self_id;
-	o.home = s->old && s->old->home ? s->old->home : (char *)c->self_id;
+	o.home = s->home[0] ? (char *)s->home : (char *)c->self_id;
 	o.has_since_ms = true;
 	o.since_ms = om_wall_ms();
 	o.has_generation = gen > 0;
@@ -315,6 +317,28 @@ static void remove_local(struct om_failover *f, unsigned long g)
 		flog(f, "event=failover-cleanup-failed group=%lu reason=\"%.900s\"", g, emsg(err));
 		om_error_release(&err);
 	}
+}
+
+/* The record of a restore: a transaction on R puts owner_after(). 1: done;
+ * 0: the key is no longer at R; -1: etcd did not answer (logged). */
+static int record(struct om_failover *f, struct orphan *s)
+{
+	struct om_cluster *c = f->o.c;
+	cleanup_free char *k = om_cluster_key(c, "groups/%lu", s->g);
+	cleanup_free char *json = owner_after(s, c, s->generation);
+	om_error_t err = NULL;
+	bool won = false;
+
+	if (k == NULL || json == NULL ||
+	    om_etcd_txn(c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = s->token}, 1,
+			&(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)},
+			1, NULL, 0, &won, NULL, &err) < 0) {
+		flog(f, "event=failover-record-failed group=%lu reason=\"%.900s\"", s->g,
+		     err ? emsg(err) : "out of memory");
+		om_error_release(&err);
+		return -1;
+	}
+	return won ? 1 : 0;
 }
 
 /* put the old owner back (transaction on R): orphaned again */
@@ -366,22 +390,12 @@ bool om_failover_reaped(struct om_failover *f, pid_t pid, int status)
 	ev.fence = s->token;
 	ev.has_ok = true;
 	if (ok) {
-		cleanup_free char *k = om_cluster_key(c, "groups/%lu", s->g);
-		cleanup_free char *json = owner_after(s, c, r.generation);
-		om_error_t err = NULL;
-		bool won = false;
-		if (k == NULL || json == NULL ||
-		    om_etcd_txn(
-			c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = s->token}, 1,
-			&(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)},
-			1, NULL, 0, &won, NULL, &err) < 0) {
-			/* etcd unreachable: the group is ours (the key names this node at R);
-			 * the generation is recorded the next time */
-			flog(f, "event=failover-record-failed group=%lu reason=\"%.900s\"", s->g, emsg(err));
-			om_error_release(&err);
-			won = true;
-		}
-		if (!won) { /* the key moved on under us (this node was declared dead meanwhile) */
+		s->generation = r.generation;
+		int rec = record(f, s);
+		if (rec < 0) /* etcd unreachable: the group is ours (the key names this node
+			      * at R); om_failover_tick records it when etcd answers */
+			s->unrecorded = true;
+		else if (rec == 0) { /* the key moved on under us (this node was declared dead meanwhile) */
 			remove_local(f, s->g);
 			snprintf(r.msg, sizeof(r.msg), "%s", "the owner key changed during the restore: copy removed");
 			ok = false;
@@ -398,9 +412,17 @@ bool om_failover_reaped(struct om_failover *f, pid_t pid, int status)
 			snprintf(detail, sizeof(detail), "detect_s=%.1f restore_s=%.1f", detect, r.seconds);
 		else
 			snprintf(detail, sizeof(detail), "detect_s=? restore_s=%.1f", r.seconds);
+		if (s->resumed)
+			snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), " resumed=true");
 		ev.detail = detail;
 		emit(f, &ev);
-		orphan_clear(s);
+		if (s->unrecorded) { /* kept until recorded */
+			if (s->fd >= 0)
+				close(s->fd);
+			s->fd = -1;
+			s->pid = 0;
+		} else
+			orphan_clear(s);
 		return true;
 	}
 	remove_local(f, s->g);
@@ -415,9 +437,7 @@ bool om_failover_reaped(struct om_failover *f, pid_t pid, int status)
 	s->pid = 0;
 	free(s->old_value);
 	s->old_value = NULL;
-	if (s->old)
-		protobuf_c_message_free_unpacked(&s->old->base, NULL);
-	s->old = NULL;
+	s->resumed = false;
 	s->next_try = om_now() + s->backoff;
 	s->backoff = s->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : s->backoff * 2;
 	return true;
@@ -501,6 +521,77 @@ static void race_barrier(struct om_failover *f, unsigned long g, size_t n)
 
 /* ---- the poll ---- */
 
+/* g (its key names this node) has processes here: the group of another
+ * node's failover needs it to say whether it had ended. Set or clear
+ * ended_ms by a transaction on the key's revision (a move meanwhile wins). */
+static void mark_ended(struct om_failover *f, const struct om_cg *cg, const Om__GroupOwner *o,
+		       const struct om_etcd_kv *kv)
+{
+	struct om_group grp;
+	om_error_t err = NULL;
+	bool runs = false, won = false;
+
+	if (cg == NULL)
+		return;
+	if (om_group_load(cg, (unsigned long)o->group, &grp, &err) == 0) {
+		runs = grp.n_trees > 0;
+		om_group_release(&grp);
+	} else
+		om_error_release(&err); /* no such group here: none of it runs */
+	if (runs != o->has_ended_ms)
+		return; /* the key says it already */
+	if (om_owner_set_ended(f->o.c, (unsigned long)o->group, kv->mod_revision, o, !runs, &won, &err) < 0) {
+		flog(f, "event=owner-update-failed group=%llu reason=\"%.900s\"", (unsigned long long)o->group,
+		     emsg(err));
+		om_error_release(&err);
+	} else if (won)
+		flog(f, "event=group-%s group=%llu", runs ? "running" : "ended", (unsigned long long)o->group);
+}
+
+/* G's key names this node, restoring from a dead node: this omd's worker is
+ * at it, or its record waits for etcd, or else an earlier omd of this node
+ * was killed in the middle (its worker died with it, PR_SET_PDEATHSIG): the
+ * failover goes on from the claim, under the same token (the key is still
+ * at R). Nobody else would: the key names a live node. */
+static void resume(struct om_failover *f, const Om__GroupOwner *o, const struct om_etcd_kv *kv,
+		   const struct om_node_info *me, double now)
+{
+	Om__GroupOwner back = OM__GROUP_OWNER__INIT;
+	struct orphan *s = orphan_get(f, (unsigned long)o->group, true);
+
+	if (s == NULL)
+		return;
+	s->seen = true;
+	s->last_orphan = now;
+	if (s->pid != 0 || now < s->next_try)
+		return;
+	if (s->unrecorded) {
+		int rec = record(f, s);
+		if (rec == 1)
+			flog(f, "event=failover-recorded group=%lu generation=%llu fence=%lld", s->g,
+			     (unsigned long long)s->generation, (long long)s->token);
+		if (rec >= 0) /* recorded, or the key moved on: then a new look next time */
+			orphan_clear(s);
+		return;
+	}
+	if (me == NULL || !me->alive) /* no lease: om_failover_abort's case */
+		return;
+	/* what goes back if this restore fails: the dead node as the owner */
+	back.v = 1;
+	back.group = o->group;
+	back.node = o->restoring_from;
+	back.home = o->home;
+	free(s->old_value);
+	s->old_value = om_pb_to_json(&back.base);
+	s->old_len = s->old_value ? strlen(s->old_value) : 0;
+	s->token = kv->mod_revision;
+	snprintf(s->home, sizeof(s->home), "%s", o->home);
+	snprintf(s->from, sizeof(s->from), "%s", o->restoring_from);
+	s->resumed = true;
+	flog(f, "event=failover-resumed group=%lu from=%s fence=%lld", s->g, s->from, (long long)s->token);
+	start_worker(f, s);
+}
+
 static bool has_generation(struct om_failover *f, unsigned long g, om_error_t *err)
 {
 	cleanup_free char *path = NULL;
@@ -530,6 +621,7 @@ void om_failover_tick(struct om_failover *f)
 	cleanup_free char *pfx = om_cluster_key(c, "groups/");
 	cleanup_free char *spfx = om_cluster_key(c, "stopped/");
 	const struct om_node_info *best, *me = NULL;
+	struct om_cg cg, *cgp = &cg;
 	om_error_t err = NULL;
 	size_t nn = 0, survivors = 0;
 	double now = om_now();
@@ -558,6 +650,10 @@ void om_failover_tick(struct om_failover *f)
 			survivors++;
 	}
 	best = race(f) ? me : preferred(nodes, nn);
+	if (om_cg_init(&cg, &err) < 0) { /* then no group is marked ended or running */
+		om_error_release(&err);
+		cgp = NULL;
+	}
 	for (size_t i = 0; i < MAX_ORPHANS; i++)
 		f->v[i].seen = false;
 	for (size_t i = 0; i < r.n; i++) {
@@ -573,11 +669,19 @@ void om_failover_tick(struct om_failover *f)
 			continue;
 		}
 		o = (Om__GroupOwner *)m;
+		if (o->v == 1 && strcmp(o->node, c->self_id) == 0) {
+			if (o->restoring_from)
+				resume(f, o, &r.kvs[i], me, now);
+			else
+				mark_ended(f, cgp, o, &r.kvs[i]);
+			goto next;
+		}
 		for (j = 0; j < nn; j++)
 			if (strcmp(f->nodes[j].id, o->node) == 0)
 				break;
-		/* an owner outside the map is left alone (a map being changed) */
-		dead = j < nn && !nodes[j].alive && strcmp(o->node, c->self_id) != 0 && o->v == 1;
+		/* an owner outside the map is left alone (a map being changed); a
+		 * group that had ended there (no process) is no orphan */
+		dead = j < nn && !nodes[j].alive && o->v == 1 && !o->has_ended_ms;
 		s = orphan_get(f, (unsigned long)o->group, dead);
 		if (s && dead) {
 			s->seen = true;

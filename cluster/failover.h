@@ -26,7 +26,9 @@ struct om_failover_opts {
 	struct om_cluster *c;			  /* omd's own client (used in omd's process only) */
 	double ttl;				  /* the lease TTL (s) */
 	const char *fault;			  /* tests: "failover-race": every survivor tries at once, at the same
-						   * 2-second boundary of the wall clock (no preferred target, no grace) */
+						   * 2-second boundary of the wall clock (no preferred target, no grace);
+						   * "restore-pause-pinned:S": the worker's om_restore pauses S seconds
+						   * once the generation is pinned */
 	void (*log)(void *arg, const char *line); /* a log line (key=value) */
 	void (*event)(void *arg, const Om__HistoryEvent *ev); /* a log line and a history event */
 	void *arg;

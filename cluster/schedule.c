@@ -368,7 +368,8 @@ static bool owned_here(struct om_sched *s, unsigned long g, uint64_t *fence)
 		om_error_release(&err);
 		return false;
 	}
-	mine = own && strcmp(own->node, s->o.c->self_id) == 0;
+	/* a failover's restore in progress (failover.c) is no group to checkpoint yet */
+	mine = own && strcmp(own->node, s->o.c->self_id) == 0 && own->restoring_from == NULL;
 	if (own)
 		protobuf_c_message_free_unpacked(&own->base, NULL);
 	*fence = rev > 0 ? (uint64_t)rev : 0;

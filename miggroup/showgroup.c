@@ -135,9 +135,19 @@ static int all_cluster(bool json, om_error_t *err)
 			om_json_string(stdout, o->node);
 			printf(",\"home\":");
 			om_json_string(stdout, o->home);
-			printf(",\"since_ms\":%lld}", (long long)o->since_ms);
+			printf(",\"since_ms\":%lld", (long long)o->since_ms);
+			if (o->restoring_from) {
+				printf(",\"restoring_from\":");
+				om_json_string(stdout, o->restoring_from);
+			}
+			if (o->has_ended_ms)
+				printf(",\"ended_ms\":%lld", (long long)o->ended_ms);
+			printf("}");
 		} else
-			printf("miggroup %llu: node %s, home %s\n", (unsigned long long)o->group, o->node, o->home);
+			printf("miggroup %llu: node %s, home %s%s%s%s%s\n", (unsigned long long)o->group, o->node,
+			       o->home, o->has_ended_ms ? " (ended: no process)" : "",
+			       o->restoring_from ? " (failing over from node " : "",
+			       o->restoring_from ? o->restoring_from : "", o->restoring_from ? ")" : "");
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
 	if (json)
@@ -255,7 +265,9 @@ int main(int argc, char **argv)
 			om_json_string(stdout, owner->home);
 			printf(",\"trees\":[]}\n");
 		} else
-			printf("miggroup %lu runs on node %s (home %s)\n", id, owner->node, owner->home);
+			printf("miggroup %lu runs on node %s (home %s)%s%s\n", id, owner->node, owner->home,
+			       owner->restoring_from ? ", failing over from node " : "",
+			       owner->restoring_from ? owner->restoring_from : "");
 		protobuf_c_message_free_unpacked(&owner->base, NULL);
 		return 0;
 	}

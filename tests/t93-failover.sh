@@ -7,6 +7,8 @@
 #      one survivor, exactly once (processes on every node, the owner key, one
 #      failover event per group in the history), from the newest generation
 #      (the worker checks its own state), logged with its fence and timings;
+#      a group whose worker had finished there, and one omckpt had stopped,
+#      are marked ended in their owner keys and not brought back;
 #   2. two survivors race (OM_FAULT=failover-race: both claim the same
 #      revision at the same moment): one restore per group, the other node
 #      logs that it lost;
@@ -14,7 +16,10 @@
 #      fails over; resumed, node 1 kills its stale copy before it publishes
 #      or handles anything, comes back alive, and the store's fence names the
 #      survivor with the failover's token (so node 1 could not commit);
-#   4. omstat --history (text and JSON) shows the failovers; the history
+#   4. the omd of the survivor that claimed a group is killed during the
+#      restore (its worker dies with it): restarted, it resumes the failover
+#      under the same token, and the group runs once;
+#   5. omstat --history (text and JSON) shows the failovers; the history
 #      stays bounded (tests/unit/test-history adds 1100 events to the lab's
 #      etcd).
 set -u
@@ -159,6 +164,16 @@ S=$(snap f31 f32 f33)
 for g in 31 32 33; do ok "... and once more (the newest generation)" ckpt_on 1 "$g"; done
 declare -A GEN=()
 for g in 31 32 33; do GEN[$g]=$(newest_gen "$g"); done
+# two groups that no longer run on node 1: no failover brings them back
+ended_mark() { ectl get --print-value-only "/omtools/groups/$1" | grep -q '"ended_ms":'; }
+ok "worker f38 in group 38 on node 1" start_on 1 38 f38 --mem 8
+ok "group 38 checkpointed" ckpt_on 1 38
+ok "worker f38 finishes on node 1" finish_on 1 f38
+ok "... node 1's omd marks group 38 ended in its owner key" wait_for 10 ended_mark 38
+ok "worker f39 in group 39 on node 1" start_on 1 39 f39 --mem 8
+on 1 omckpt -g 39
+ok "omckpt -g 39 on node 1: checkpointed and stopped" test "$RC" -eq 0 || diag_file "$ERR"
+ok "... group 39 is marked ended in its owner key at once" ended_mark 39
 T0=$SECONDS
 lab kill 1 >/dev/null 2>&1
 ok "node 1 powered off" wait_for 30 dead_node 1
@@ -183,6 +198,12 @@ ok "... and logged" sh -c "cat '$LABDIR'/node[23]/omd.log | grep -q 'event=failo
 ok "... its owner key still names node 1" owned_by 30 1
 sleep 3
 for g in 31 32 33; do ok "group $g still runs exactly once (no late second restore)" runs_once "$g"; done
+nowhere() { [ -z "$(members_on 2 "$1")" ] && [ -z "$(members_on 3 "$1")" ]; }
+for g in 38 39; do
+	ok "group $g (ended on node 1) is not failed over: its owner key still names node 1" owned_by "$g" 1
+	ok "... no failover event for it" test "$(failovers_of "$g")" -eq 0
+	ok "... nothing of it runs on nodes 2 and 3" nowhere "$g"
+done
 for g in 31 32 33; do ok "worker f$g passes its own checks" finish_on "$(owner_of "$g")" "f$g"; done
 for g in 31 32 33; do on "$(owner_of "$g")" resetgroup "$g"; done
 run "$OMLAB" "${LAB[@]}" start 1
@@ -263,7 +284,61 @@ ok "no generation of group 36 was written after the failover (the stale node wro
 ok "the history has node 1's lost lease and its stale kill of group 36" history_has_stale 1 36
 ok "worker f36 passes its own checks" finish_on "$K" f36
 
-# -------------------------------------------------- 4. the history ----
+# ---------------- 4. a survivor's omd killed during a failover's restore ----
+# node 3's omd stops (so node 2 is the one survivor, even if its lease
+# expires while its omd is down), node 2's restarts with a failover restore
+# that pauses (pinned); once it claimed group 37 it is killed (-9), and its
+# worker with it: the owner key names node 2, so nobody else would restore
+# the group; the restarted omd finds the claim's mark and resumes, under the
+# same token
+omd_pid() { ectl get --print-value-only "/omtools/nodes/$1" | grep -o '"omd_pid":[0-9]*' | cut -d: -f2; }
+for k in 3 2; do
+	"$OMLAB" "${LAB[@]}" exec "$k" -- kill -TERM "$(omd_pid "$k")"
+	ok "node $k's omd stopped" wait_for 10 dead_node "$k"
+done
+on 2 env OM_FAULT=restore-pause-pinned:60 omd --log "$LABDIR/node2/omd-pause.log"
+ok "node 2's omd restarted with OM_FAULT=restore-pause-pinned:60" wait_for 20 alive_node 2
+ok "worker f37 in group 37 on node 1" start_on 1 37 f37 --mem 8 --children 1
+sleep 1
+S=$(snap f37)
+ok "group 37 checkpointed" ckpt_on 1 37
+G37=$(newest_gen 37)
+lab kill 1 >/dev/null 2>&1
+ok "node 1 powered off" wait_for 30 dead_node 1
+K=2
+ok "node 2 claims group 37 (its restore pauses)" \
+	wait_for 30 grep -q "event=failover-claimed group=37 from=1 " "$LABDIR/node2/omd-pause.log"
+T37=$(grep -o "event=failover-claimed group=37 from=1 fence=[0-9]*" "$LABDIR/node$K/omd-pause.log" | head -1 | sed 's/.*fence=//')
+marked() { ectl get --print-value-only /omtools/groups/37 | grep -q "\"node\":\"$K\".*\"restoring_from\":\"1\""; }
+ok "... node $K, fence $T37: the owner key names it, restoring from node 1" marked
+"$OMLAB" "${LAB[@]}" exec "$K" -- kill -KILL "$(omd_pid "$K")"
+ok "node $K's omd killed during the restore: group 37 runs nowhere" wait_for 10 nowhere 37
+run "$OMLAB" "${LAB[@]}" exec "$K" -- showgroup --all --cluster
+ok "showgroup --all --cluster: node $K, failing over from node 1" grep -q "^miggroup 37: node $K, home 1 (failing over from node 1)\$" "$OUT" || diag_file "$OUT"
+on "$K" omd --log "$LABDIR/node$K/omd-resume.log"
+ok "node $K's omd started again (no fault)" test "$RC" -eq 0
+ok "... it resumes the failover of group 37 under the same token" \
+	wait_for 30 grep -q "event=failover-resumed group=37 from=1 fence=$T37\$" "$LABDIR/node$K/omd-resume.log"
+ok "group 37 runs again on node $K" wait_for 60 runs_on_survivor 37 1
+ok "... exactly once" runs_once 37
+owner37_done() {
+	local v
+	v=$(ectl get --print-value-only /omtools/groups/37)
+	grep -q "\"node\":\"$K\".*\"fence\":$T37" <<<"$v" && ! grep -q restoring_from <<<"$v"
+}
+ok "... its owner key: node $K, fence $T37, the mark gone" owner37_done
+resumed_once() {
+	[ "$(failovers_of 37)" -eq 1 ] && [ "$(failover_field 37 fence)" = "$T37" ] &&
+		[ "$(failover_field 37 generation)" = "$G37" ] &&
+		history_json | grep '"event":"failover"' | grep '"group":37,' | grep -q 'resumed=true'
+}
+ok "... one failover event in the history: resumed, generation $G37, fence $T37" resumed_once
+ok "... the store's fence: $T37, node $K, generation $G37" grep -q "^$T37 node$K $G37\$" "$LABDIR/store/groups/37/.fence"
+# shellcheck disable=SC2086
+ok "the worker lived through exactly one restore" continued_restored $S
+ok "worker f37 passes its own checks" finish_on "$K" f37
+
+# -------------------------------------------------- 5. the history ----
 run env OM_CONFIG="$LABDIR/host.conf" omstat --history
 ok "omstat --history exits 0" test "$RC" -eq 0 || diag_file "$ERR"
 ok "... a failover line per group (6)" test "$(grep -c ' failover  *3[1-6] ' "$OUT")" -eq 6 || diag_file "$OUT"
