@@ -439,8 +439,11 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	 * cannot publish (its checkpoints are refused, exit 7) */
 	if (o->fence_local && !o->fence && o->group &&
 	    om_store_fence_take(&st, kind, id, om_node_name(), m->generation, o->takeover, NULL, err) < 0) {
-		om_error_set_exit(err, OM_EXIT_STORE);
-		goto out;
+		if ((*err)->status != EROFS && (*err)->status != EACCES) {
+			om_error_set_exit(err, OM_EXIT_STORE);
+			goto out;
+		}
+		om_error_release(err); /* a read-only store: nobody checkpoints into it either */
 	}
 	/* shmig: the group's shared memory is back before its processes */
 	if (m->shm) {
