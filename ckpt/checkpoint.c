@@ -681,6 +681,7 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	char criu_ver[32];
 	double t0 = om_now(), tfreeze, tdump = 0;
 	int ret = -1, rc;
+	uint64_t fence = o->fence_local ? 0 : o->fence;
 	int workers = o->zstd_workers > 0 ? o->zstd_workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 
 	memset(res, 0, sizeof(*res));
@@ -729,6 +730,13 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	st.fault = o->fault;
 	if (om_gen_begin(&st, kind, id, o->lock_wait, &w, err) < 0) {
 		if ((*err)->status != EWOULDBLOCK)
+			om_error_set_exit(err, OM_EXIT_STORE);
+		goto out;
+	}
+	/* no cluster: the store's fence says whether the group is still ours
+	 * (another node took it over: refused now, the group left running) */
+	if (o->group && o->fence_local && om_gen_fence_local(w, om_node_name(), &fence, err) < 0) {
+		if ((*err)->status != ESTALE)
 			om_error_set_exit(err, OM_EXIT_STORE);
 		goto out;
 	}
@@ -848,9 +856,9 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 	c.m->freeze_seconds = o->leave_running ? res->freeze_seconds : om_now() - tfreeze;
 	c.m->has_total_seconds = true;
 	c.m->total_seconds = om_now() - t0;
-	if (o->fence) {
+	if (fence) {
 		c.m->has_fence = true;
-		c.m->fence = o->fence;
+		c.m->fence = fence;
 	}
 	/* a migration: record the intent before the rename publishes the generation */
 	if (!o->leave_running && write_intent(&c, &st, kind, id, w, err) < 0)
@@ -865,7 +873,8 @@ int om_checkpoint(const struct om_ckpt_opts *o, struct om_ckpt_result *res, om_e
 		if (om_intent_remove(c.lockname, &tmp) == 0) /* before the temporary generation goes */
 			c.intent = false;
 		om_error_release(&tmp);
-		om_error_set_exit(err, OM_EXIT_STORE);
+		if ((*err)->status != ESTALE) /* fenced: exit 7, like the cluster's refusals */
+			om_error_set_exit(err, OM_EXIT_STORE);
 		goto out;
 	}
 	/* published (even if the commit failed after its rename): from here on

@@ -29,6 +29,10 @@ struct om_ckpt_opts {
 	unsigned keep;	       /* after the commit, keep the newest N generations (0: all) */
 	uint64_t fence;	       /* fencing token recorded in the manifest; the commit is refused
 				* when the store's fence for the group is higher (0: none) */
+	bool fence_local;      /* no cluster (the command found no `etcd =`): a group's fence is
+				* the store's .fence (om_gen_fence_local): its token when it names
+				* this node, refused (ESTALE, before the freeze) when it names
+				* another node; fence is then ignored */
 	const char *fault;     /* fault injection for tests ($OM_FAULT, read by the command):
 				* "ckpt-after-commit" SIGKILLs omckpt right after the rename of
 				* the generation, "ckpt-before-commit" just before it (the intent

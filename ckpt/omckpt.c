@@ -86,7 +86,8 @@ static void print_result(const struct run_args *a, unsigned long group, pid_t pi
 			group, (unsigned long long)r->generation, r->prune_error);
 }
 
-/* One group (or -p tree): its fencing token from the cluster, then the checkpoint. */
+/* One group (or -p tree): its fencing token from the cluster (without one, the
+ * library reads the store's, o.fence_local), then the checkpoint. */
 static int one(struct run_args *a, unsigned long group, int cancel_fd, om_error_t *err)
 {
 	struct om_ckpt_opts o = *a->o;
@@ -309,8 +310,8 @@ static void usage(void)
 	       "  -V, --version          show the version\n\n"
 	       "Exit status: 0 ok, 1 failure, 2 usage, 3 unknown or empty group / no such PID,\n"
 	       "4 store not writable, 5 CRIU failed or gave no answer in time, 6 another command\n"
-	       "(omckpt, omrestore, joingroup, resetgroup, omrun) holds the group, 7 the cluster:\n"
-	       "another node owns the group, or took it over (fenced), or etcd does not answer,\n"
+	       "(omckpt, omrestore, joingroup, resetgroup, omrun) holds the group, 7 fenced: another\n"
+	       "node owns the group or took it over (with or without etcd), or etcd does not answer,\n"
 	       "128+N stopped by signal N (the group thawed, nothing written). With --all: the\n"
 	       "status of the first group that failed.\n",
 	       prog, prog, prog, prog, prog);
@@ -445,6 +446,8 @@ int main(int argc, char **argv)
 		return om_cli_fail(prog, &err);
 	if (!keep_set)
 		o.keep = cfg.keep;
+	/* without a cluster the store's .fence is the group's fencing token */
+	o.fence_local = !om_cluster_configured(&cfg);
 	/* fault injection for the tests (like CRIU's --fault); the library never reads the environment */
 	o.fault = getenv("OM_FAULT");
 	struct run_args a = {.o = &o, .cfg = &cfg, .all = all, .json = json, .quiet = quiet, .only = o.group};

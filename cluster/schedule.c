@@ -208,6 +208,7 @@ static void worker(struct om_sched *s, unsigned long g, const Om__Policy *p, uin
 	o.leave_running = true;
 	o.keep = p->has_keep && p->keep ? p->keep : s->o.cfg->keep;
 	o.fence = fence;
+	o.fence_local = s->o.c == NULL; /* omd alone: the store's .fence, as omckpt */
 	o.tcp_established = p->has_tcp_established && p->tcp_established;
 	o.cancel_fd = sfd >= 0 ? sfd : 0;
 	if (om_checkpoint(&o, &r, &err) == 0) {

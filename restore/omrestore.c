@@ -1,6 +1,7 @@
 /* omrestore — bring a checkpointed miggroup (or process tree) back. */
 #include "config.h"
 #include "cli.h"
+#include "cluster.h"
 #include "group.h"
 #include "proc.h"
 #include "restore.h"
@@ -64,7 +65,9 @@ static void usage(void)
 	       "      --takeover        restore a generation taken with the group left running on\n"
 	       "                        another node (manual failover without etcd); refused while\n"
 	       "                        the group still runs here when the generation is this\n"
-	       "                        node's; for another node's generation needs --force\n"
+	       "                        node's; for another node's generation needs --force.\n"
+	       "                        Without etcd it raises the store's fence of the group to\n"
+	       "                        this node: the old node's checkpoints then exit 7\n"
 	       "      --force           with --takeover: do not ask that the generation's node is\n"
 	       "                        down (if it still runs the group, the group runs twice)\n"
 	       "  -q, --quiet           print nothing on success\n"
@@ -157,6 +160,13 @@ int main(int argc, char **argv)
 		return om_cli_usage_error(prog, "give exactly one of -g G or -p PID");
 	if (o.force && !o.takeover)
 		return om_cli_usage_error(prog, "--force goes with --takeover");
+	if (o.group) { /* without a cluster the store's .fence is the group's fencing token */
+		struct om_config cfg;
+		if (om_cli_config(NULL, NULL, NULL, &cfg, &err) < 0)
+			return om_cli_fail(prog, &err);
+		o.fence_local = !om_cluster_configured(&cfg);
+		om_config_release(&cfg);
+	}
 	o.fault = getenv("OM_FAULT"); /* tests; the library never reads the environment */
 	struct run_args a = {&o, &r};
 	int rc = om_cli_run_held(prog, run, &a);

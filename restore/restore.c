@@ -434,6 +434,17 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	}
 	if (wait_pids_free(m, o->pid_wait, o->cancel_fd, err) < 0)
 		goto out;
+	/* no cluster: the store's fence follows the group to this node, before
+	 * any of its processes runs here; from now on the node it was taken from
+	 * cannot publish (its checkpoints are refused, exit 7) */
+	if (o->fence_local && !o->fence && o->group &&
+	    om_store_fence_take(&st, kind, id, om_node_name(), m->generation, o->takeover, NULL, err) < 0) {
+		if ((*err)->status != EROFS && (*err)->status != EACCES) {
+			om_error_set_exit(err, OM_EXIT_STORE);
+			goto out;
+		}
+		om_error_release(err); /* a read-only store: nobody checkpoints into it either */
+	}
 	/* shmig: the group's shared memory is back before its processes */
 	if (m->shm) {
 		char dir[PATH_MAX];

@@ -26,8 +26,14 @@ struct om_restore_opts {
 	bool force;	     /* with takeover: the manifest's node is not this one (not checked) */
 	const char *fault;   /* tests ($OM_FAULT, read by the command): "restore-pause-pinned:S"
 			      * sleeps S s (max 60) once the generation is pinned and extracted */
-	uint64_t fence;	     /* raise STORE/groups/G/fence to this token before restoring
-			      * (failover; takeover without etcd: the stored token + 1); 0: none */
+	uint64_t fence;	     /* raise STORE/groups/G/.fence to this token before restoring
+			      * (omd's failover: the etcd token); 0: none */
+	bool fence_local;    /* no cluster (the command found no `etcd =`; fence is 0): the
+			      * group's .fence moves to this node (the stored token + 1) once
+			      * the generation is read and its PIDs are free, before any
+			      * process is restored: with takeover always, else when it names
+			      * another node (om_store_fence_take); it stays if the restore
+			      * fails after that */
 };
 
 struct om_restore_result {

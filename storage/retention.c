@@ -749,3 +749,40 @@ int om_store_fence_raise(struct om_store *st, const char *kind, unsigned long id
 		*now = token;
 	return 0;
 }
+
+int om_store_fence_take(struct om_store *st, const char *kind, unsigned long id, const char *node, uint64_t gen,
+			bool takeover, uint64_t *token, om_error_t *err)
+{
+	if (token)
+		*token = 0;
+	if (node == NULL || !om_store_name_ok(node) || strlen(node) > 255)
+		return om_make_error(err, EINVAL, "fence: bad node name");
+	/* read, raise to one more, read back: a raise by someone else in between
+	 * (no lock) is read again and decided anew, so that the file names the
+	 * last taker. Two takers racing inside the raise can both read back their
+	 * own write; the commit's check (the fence names the writer's node,
+	 * om_gen_fence_local) still lets only the one the file names publish. */
+	for (int attempt = 0; attempt < 100; attempt++) {
+		char held[256] = "";
+		uint64_t cur = 0;
+
+		if (om_store_fence_get(st, kind, id, &cur, held, sizeof(held), NULL, err) < 0)
+			return om_error_wrap(err, "fence of %s %lu", om_st_kind_label(kind), id);
+		if (attempt > 0 && cur > 0 && strcmp(held, node) == 0) { /* ours, read back */
+			if (token)
+				*token = cur;
+			return 0;
+		}
+		if (!takeover && (cur == 0 || strcmp(held, node) == 0)) {
+			if (token)
+				*token = cur;
+			return 0;
+		}
+		if (cur == UINT64_MAX)
+			return om_make_error(err, EOVERFLOW, "fence of %s %lu: the token is at its maximum",
+					     om_st_kind_label(kind), id);
+		if (om_store_fence_raise(st, kind, id, cur + 1, node, gen, NULL, err) < 0)
+			return -1;
+	}
+	return om_make_error(err, EAGAIN, "fence of %s %lu: raised by others all the time", om_st_kind_label(kind), id);
+}

@@ -14,7 +14,8 @@ struct om_gen_writer {
 	char *tmp_name; /* .tmp-<node>-<pid>-<n> */
 	int tmp_fd;
 	bool committed;
-	uint64_t fence; /* the store's fence token read at the commit */
+	uint64_t fence;	  /* the store's fence token read at the commit */
+	char *fence_node; /* om_gen_fence_local: the fence must name this node (NULL: not checked) */
 };
 
 int om_st_check_kind(const char *kind, om_error_t *err);

@@ -650,24 +650,53 @@ static char *gen_name_of(uint64_t n, char buf[32])
 }
 
 /* A fenced manifest may be published only while no takeover raised the
- * group's fence above its token (unfenced manifests: single node, no check). */
+ * group's fence above its token; a writer of om_gen_fence_local (no cluster)
+ * also only while the fence names its node, if there is one. Unfenced
+ * manifests of other writers: not checked. */
 static int check_fence(struct om_gen_writer *w, const Om__Manifest *m, om_error_t *err)
 {
 	char node[256] = "";
-	uint64_t token = 0, gen = 0;
+	uint64_t token = 0, gen = 0, ours = m->has_fence ? m->fence : 0;
 
-	if (!m->has_fence || m->fence == 0)
+	if (ours == 0 && w->fence_node == NULL)
 		return 0;
 	if (om_st_fence_read(w->id_fd, w->id_display, &token, node, sizeof(node), &gen, err) < 0)
 		return om_error_wrap(err, "commit");
 	w->fence = token;
-	if (token > m->fence)
-		return om_make_error(
-		    err, ESTALE,
-		    "commit refused: %s %lu was taken over by node %s (fencing token %llu, ours %llu); "
-		    "this node no longer owns it",
-		    om_st_kind_label(w->kind), w->id, node[0] ? node : "?", (unsigned long long)token,
-		    (unsigned long long)m->fence);
+	if (token > ours || (w->fence_node && token > 0 && strcmp(node, w->fence_node) != 0))
+		return om_make_error(err, ESTALE,
+				     "commit refused: %s %lu was taken over by node %s (fencing token %llu, from "
+				     "generation %llu; ours %llu): this node's copy is stale",
+				     om_st_kind_label(w->kind), w->id, node[0] ? node : "?", (unsigned long long)token,
+				     (unsigned long long)gen, (unsigned long long)ours);
+	return 0;
+}
+
+int om_gen_fence_local(struct om_gen_writer *w, const char *node, uint64_t *token, om_error_t *err)
+{
+	char held[256] = "";
+	uint64_t gen = 0;
+
+	*token = 0;
+	if (w == NULL || w->committed || node == NULL || *node == '\0')
+		return om_make_error(err, EINVAL, "fence: generation writer is not open");
+	if (om_st_fence_read(w->id_fd, w->id_display, token, held, sizeof(held), &gen, err) < 0)
+		return -1;
+	if (*token > 0 && strcmp(held, node) != 0) {
+		uint64_t t = *token;
+		*token = 0;
+		return om_make_error(err, ESTALE,
+				     "%s %lu: fenced: node %s took the %s over (token %llu, from generation %llu); "
+				     "this node's copy is stale",
+				     strcmp(w->kind, "groups") == 0 ? "miggroup" : "PID", w->id, held,
+				     strcmp(w->kind, "groups") == 0 ? "group" : "process", (unsigned long long)t,
+				     (unsigned long long)gen);
+	}
+	free(w->fence_node);
+	if ((w->fence_node = strdup(node)) == NULL) {
+		*token = 0;
+		return om_make_error(err, ENOMEM, "fence");
+	}
 	return 0;
 }
 
@@ -801,6 +830,7 @@ void om_gen_writer_free(struct om_gen_writer *w)
 	free(w->tmp_name);
 	free(w->id_display);
 	free(w->kind);
+	free(w->fence_node);
 	free(w);
 }
 

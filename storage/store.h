@@ -219,17 +219,35 @@ int om_store_gc(struct om_store *st, double max_age_s, bool dry_run, struct om_g
 void om_gc_items_free(struct om_gc_item *items, size_t n);
 
 /* ---- Fencing ----
- * STORE/<kind>/<id>/fence holds "TOKEN NODE GEN\n": the highest fencing token
- * under which the id was taken over (failover, omrestore --takeover) and the
+ * STORE/<kind>/<id>/.fence holds "TOKEN NODE GEN\n": the highest fencing token
+ * under which the id was taken over (failover, omrestore --takeover, and without
+ * a cluster any restore that moves the group to another node) and the
  * generation it was restored from. om_gen_commit refuses (ESTALE, "fenced") a
  * manifest whose fence is lower than TOKEN: a node that lost the group cannot
- * publish over the new owner. */
+ * publish over the new owner. With a cluster TOKEN is the owner key's
+ * mod_revision (etcd); without one the store's .fence is the only token
+ * (om_store_fence_take, om_gen_fence_local). */
 int om_store_fence_get(struct om_store *st, const char *kind, unsigned long id, uint64_t *token, char *node,
 		       size_t node_len, uint64_t *gen, om_error_t *err);
 /* Raise the token (never lowers it: EEXIST-free no-op when token <= the stored one,
  * *now gets the stored token). Durable (tmp + fsync + rename) under the id's lock. */
 int om_store_fence_raise(struct om_store *st, const char *kind, unsigned long id, uint64_t token, const char *node,
 			 uint64_t gen, uint64_t *now, om_error_t *err);
+/* Without a cluster: a restore of generation gen on `node` takes the fence.
+ * With takeover it always raises the token to the stored one + 1 (1 when there
+ * is none) naming node; without, only when a fence exists and names another
+ * node (the fence follows the group; none is created). Never lowers it; a
+ * concurrent raise is read again, so the file names one node at the end.
+ * *token (may be NULL): the token in force afterwards (0: none). */
+int om_store_fence_take(struct om_store *st, const char *kind, unsigned long id, const char *node, uint64_t gen,
+			bool takeover, uint64_t *token, om_error_t *err);
+/* Without a cluster: make w a writer of `node`. Reads the fence now (fail fast):
+ * ESTALE "fenced: node N took the group over (token T, from generation G)" when
+ * it names another node; else *token = the stored token (0: none), the fence
+ * the manifest records. om_gen_commit then also refuses when the fence names
+ * another node, whatever the manifest's fence (even 0: a takeover during the
+ * checkpoint). node is copied. */
+int om_gen_fence_local(struct om_gen_writer *w, const char *node, uint64_t *token, om_error_t *err);
 
 /* SHA-256 helpers (OpenSSL EVP). */
 void om_sha256(const void *buf, size_t len, uint8_t out[32]);

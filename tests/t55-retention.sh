@@ -8,11 +8,22 @@
 # with SIGKILL at each phase (OM_FAULT=kill:freezing|dumping|compressing|
 # publishing|pruning) leaves the group running (its thaw guard), the earlier
 # generations restorable and its leftovers, which the next run removes;
-# `omrestore --takeover` refused and allowed as omrestore(8) says.
+# `omrestore --takeover` refused and allowed as omrestore(8) says; without etcd
+# the store's fence (.fence, storage/README.md "Fencing") follows the group:
+# the takeover fences the old node out (its omckpt exits 7 before freezing,
+# naming the node that took over), a plain move back moves the fence again.
 set -u
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/lib.sh"
 group_ids 9300
+OMIMG=$OM_BUILDDIR/omimg
+if [ ! -x "$OMIMG" ]; then
+	echo "Bail out! $OMIMG is missing: build first"
+	exit 1
+fi
+# this node's name as omtools sees it (om_node_name: the host name up to its first dot)
+HERE=$(uname -n)
+HERE=${HERE%%.*}
 
 export OM_CGROUP=v2
 have_backend v2 || {
@@ -21,6 +32,23 @@ have_backend v2 || {
 }
 gdir() { echo "$OM_STORE/groups/$G"; }
 gens() { (cd "$(gdir)" 2>/dev/null && ls -d gen-* 2>/dev/null | sed 's/gen-//' | sort -n | tr '\n' ' ' | sed 's/ $//'); }
+newest() { gens | awk '{print $NF}'; }
+# the store's fence of $G: "TOKEN NODE GEN", or "none"
+fence() { cat "$(gdir)/.fence" 2>/dev/null || echo none; }
+# manifest_fence_is T NODE : the newest generation's manifest records fence T,
+# was written on NODE, and omimg shows the store's fence as T held by NODE
+manifest_fence_is() {
+	"$OMIMG" show "$G" --json >"$W/show.json" || return 1
+	python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+t, node = int(sys.argv[2]), sys.argv[3]
+sf = d.get("store_fence") or {}
+if d["fence"] == t and d["node"] == node and sf.get("token") == t and sf.get("node") == node:
+    sys.exit(0)
+print("# fence %r node %r store_fence %r" % (d.get("fence"), d.get("node"), d.get("store_fence")))
+sys.exit(1)' "$W/show.json" "$1" "$2"
+}
 json_frozen() { "$SHOWGROUP" --json "$G" | grep -q "\"frozen\":$1"; }
 leftovers() { (cd "$(gdir)" && ls -d .tmp-* .prune-* 2>/dev/null | tr '\n' ' '); }
 no_leftovers() {
@@ -30,13 +58,16 @@ no_leftovers() {
 	diag "left over: $l"
 	return 1
 }
+# no_guard : no omckpt-guard of group $G (its command line is omckpt's, "... -g G")
+# within 10 s; the guards of other groups (other tests running alongside) do not count
+our_guards() { pgrep -ax omckpt-guard | grep -E -- "-g $G( |\$)"; }
 no_guard() {
 	local end=$((SECONDS + 10))
 	while [ $SECONDS -lt $end ]; do
-		pgrep -x omckpt-guard >/dev/null || return 0
+		our_guards >/dev/null || return 0
 		sleep 0.2
 	done
-	diag "an omckpt-guard is still there: $(pgrep -ax omckpt-guard)"
+	diag "an omckpt-guard of group $G is still there: $(our_guards)"
 	return 1
 }
 # eventually_running NAME : the worker counts again within 10 s
@@ -122,6 +153,7 @@ wait "$farpid"
 farrc=$?
 is "$farrc" 6 "far's restore ends (exit 6: the group's PIDs run here)"
 ok "... and unpins" not pinned
+is "$(fence)" none "... a takeover refused before restoring anything (PIDs taken) raises no fence"
 check "the next omckpt --keep 1" "$OMCKPT" --leave-running --keep 1 -g "$G"
 is "$(gens)" "10" "... prunes 7 and 9"
 
@@ -172,6 +204,7 @@ ok "... the group is gone" all_gone 10 $kpids
 pids_free 15 $kpids
 check "omrestore -g $G" "$OMRESTORE" -g "$G"
 ok "... k continues from the newest generation" continued_restored "$S"
+is "$(fence)" none "... a plain restore without a fence creates none"
 
 # ------------------------------------------------------------ takeover ----
 # a generation of this node, taken with the group left running
@@ -195,8 +228,47 @@ like "$ERR" "takeover" "... naming --takeover"
 check_rc 2 "omrestore --takeover of another node's generation without --force: exit 2" \
 	"$OMRESTORE" -g "$G" --takeover
 like "$ERR" "add --force" "... asking for --force"
+is "$(fence)" none "... the refused takeovers raised no fence"
+fargen=$(newest)
 check "omrestore --takeover --force" "$OMRESTORE" -g "$G" --takeover --force
 ok "... k continues from far's generation" continued_restored "$S"
+
+# ----------------------------------------------- the fence without etcd ----
+# the takeover fenced far out: .fence names this node, token 1, from far's generation
+is "$(fence)" "1 $HERE $fargen" "the takeover raised .fence: token 1, node $HERE, generation $fargen"
+# far comes back (it was only cut off) and its cron runs omckpt: refused
+# before anything is frozen (kill:freezing would SIGKILL it once frozen)
+before=$(gens)
+S=$(snap k)
+check_rc 7 "node far: omckpt --leave-running is fenced: exit 7" \
+	env OM_NODE=far OM_FAULT=kill:freezing "$OMCKPT" --leave-running -g "$G"
+like "$ERR" "fenced: node $HERE took the group over \(token 1, from generation $fargen\); this node's copy is stale" \
+	"... naming this node, the token and the generation"
+is "$(gens)" "$before" "... no new generation"
+ok "... the group is not frozen" json_frozen false
+ok "... and runs on here, not restored" continued_running "$S"
+# this node, the owner now, checkpoints under token 1
+check "omckpt --leave-running here" "$OMCKPT" --leave-running -g "$G"
+ok "... its manifest records fence 1 (omimg show --json)" manifest_fence_is 1 "$HERE"
+# a plain move back to far (omckpt here, omrestore there) moves the fence there
+kpids=$(pids_of k | tr '\n' ' ')
+S=$(snap k)
+check "omckpt -g $G (migration)" "$OMCKPT" -g "$G"
+# shellcheck disable=SC2086
+ok "... the group is gone" all_gone 10 $kpids
+# shellcheck disable=SC2086
+pids_free 15 $kpids
+mig=$(newest)
+check "node far: omrestore -g $G (a plain restore, no --takeover)" env OM_NODE=far "$OMRESTORE" -g "$G"
+ok "... k continues" continued_restored "$S"
+is "$(fence)" "2 far $mig" "... .fence follows the group to far: token 2, generation $mig"
+check "node far: omckpt --leave-running" env OM_NODE=far "$OMCKPT" --leave-running -g "$G"
+ok "... its manifest records fence 2" manifest_fence_is 2 far
+before=$(gens)
+check_rc 7 "this node's omckpt --leave-running is fenced now: exit 7" "$OMCKPT" --leave-running -g "$G"
+like "$ERR" "fenced: node far took the group over \(token 2, from generation $mig\)" "... naming far and token 2"
+is "$(gens)" "$before" "... no new generation"
+is "$(fence)" "2 far $mig" "... the fence is unchanged"
 finish_ok k
 finish_ok a2
 done_testing

@@ -717,6 +717,36 @@ static int write_gen_fenced(struct om_store *st, unsigned long id, const char *s
 	return r;
 }
 
+/* A checkpoint without a cluster: a writer of `node` (om_gen_fence_local), its
+ * manifest fenced with the store's token; when taker is set, that node takes
+ * the group over (om_store_fence_take, --takeover) between the start and the
+ * commit. *fence: the token the writer got. */
+static int write_gen_local(struct om_store *st, unsigned long id, const char *src, const char *node, const char *taker,
+			   uint64_t *fence, uint64_t *gen, om_error_t *err)
+{
+	struct om_gen_writer *w = NULL;
+	Om__Manifest *m = writer_manifest();
+	Om__TreeEntry *t = NULL;
+	int r = om_gen_begin(st, "groups", id, 1, &w, err);
+
+	*fence = 0;
+	if (r == 0)
+		r = om_gen_fence_local(w, node, fence, err);
+	m->has_fence = *fence != 0;
+	m->fence = *fence;
+	if (r == 0)
+		r = om_manifest_add_tree(m, 4012, &t, err);
+	if (r == 0)
+		r = om_gen_add_tree(w, src, t, 3, 1, err);
+	if (r == 0 && taker)
+		r = om_store_fence_take(st, "groups", id, taker, 1, true, NULL, err);
+	if (r == 0)
+		r = om_gen_commit(w, m, gen, err);
+	om_gen_writer_free(w);
+	om_manifest_free_built(m);
+	return r;
+}
+
 static bool gens_are(struct om_store *st, unsigned long id, const char *want)
 {
 	uint64_t *g = NULL;
@@ -780,6 +810,67 @@ static void test_retention(void)
 	show(&err);
 	ok(write_gen_fenced(&st, 5, src, 0, &gen, &err) == 0 && gen == 3, "an unfenced writer is not checked");
 	show(&err);
+
+	/* fencing without a cluster: the store's .fence follows the group (group 6) */
+	{
+		cleanup_free char *dir6 = om_strdup_printf("%s/groups/6", st.path);
+		uint64_t f = 0;
+
+		ok(write_gen_local(&st, 6, src, "nodeA", NULL, &f, &gen, &err) == 0 && f == 0 && gen == 1,
+		   "local: no fence, node A checkpoints unfenced (generation 1)");
+		show(&err);
+		ok(om_store_fence_take(&st, "groups", 6, "nodeA", 1, false, &tok, &err) == 0 && tok == 0 &&
+		       count_entries(dir6, ".fence") == 0,
+		   "local: a plain restore without a fence creates none");
+		show(&err);
+		ok(om_store_fence_take(&st, "groups", 6, "nodeB", 1, true, &tok, &err) == 0 && tok == 1,
+		   "local: node B's --takeover raises the fence to 1");
+		show(&err);
+		ok(om_store_fence_get(&st, "groups", 6, &tok, node, sizeof(node), &fgen, &err) == 0 && tok == 1 &&
+		       strcmp(node, "nodeB") == 0 && fgen == 1,
+		   "... it reads back: 1 by nodeB from generation 1");
+		ok(write_gen_local(&st, 6, src, "nodeA", NULL, &f, &gen, &err) < 0 && err && err->status == ESTALE &&
+		       msg_has(err,
+			       "miggroup 6: fenced: node nodeB took the group over (token 1, from generation 1)") &&
+		       om_error_exit_code(err) == OM_EXIT_CLUSTER,
+		   "local: node A is refused before writing anything (ESTALE, exit 7), naming node B");
+		show(&err);
+		ok(gens_are(&st, 6, "1") && count_entries(dir6, ".tmp") == 0, "... nothing published, nothing left");
+		ok(write_gen_local(&st, 6, src, "nodeB", NULL, &f, &gen, &err) == 0 && f == 1 && gen == 2,
+		   "local: node B checkpoints under token 1 (generation 2)");
+		show(&err);
+		ok(om_store_fence_take(&st, "groups", 6, "nodeB", 2, false, &tok, &err) == 0 && tok == 1,
+		   "local: a plain restore on the fence's node leaves it (1)");
+		show(&err);
+		ok(om_store_fence_take(&st, "groups", 6, "nodeA", 2, false, &tok, &err) == 0 && tok == 2 &&
+		       om_store_fence_get(&st, "groups", 6, &tok, node, sizeof(node), &fgen, &err) == 0 && tok == 2 &&
+		       strcmp(node, "nodeA") == 0 && fgen == 2,
+		   "local: a plain restore on node A moves it there (2 by nodeA from generation 2)");
+		show(&err);
+		ok(om_store_fence_take(&st, "groups", 6, "nodeA", 2, true, &tok, &err) == 0 && tok == 3,
+		   "local: --takeover always raises it (3)");
+		show(&err);
+		ok(write_gen_local(&st, 6, src, "nodeB", NULL, &f, &gen, &err) < 0 && err && err->status == ESTALE,
+		   "local: node B is refused now");
+		show(&err);
+		ok(write_gen_local(&st, 6, src, "nodeA", "nodeB", &f, &gen, &err) < 0 && f == 3 && err &&
+		       err->status == ESTALE && msg_has(err, "taken over by node nodeB (fencing token 4"),
+		   "local: a takeover by B during A's checkpoint: A's commit is refused, naming B");
+		show(&err);
+		ok(gens_are(&st, 6, "1 2") && count_entries(dir6, ".tmp") == 0, "... nothing published, nothing left");
+		ok(write_gen_local(&st, 7, src, "nodeA", "nodeB", &f, &gen, &err) < 0 && f == 0 && err &&
+		       err->status == ESTALE,
+		   "local: also when there was no fence at the start (the manifest's fence is 0)");
+		show(&err);
+		ok(gens_are(&st, 7, ""), "... nothing published");
+		ok(write_gen_fenced(&st, 7, src, 0, &gen, &err) == 0 && gen == 1,
+		   "an unfenced writer that is not local is still not checked");
+		show(&err);
+		ok(om_store_fence_take(&st, "groups", 6, "no/de", 1, true, &tok, &err) < 0 && err &&
+		       err->status == EINVAL,
+		   "a bad node name is refused");
+		show(&err);
+	}
 
 	/* pins and pruning */
 	ok(write_gen(&st, "groups", 5, src, 1, &gen, &err) == 0 && gen == 4, "generation 4");
