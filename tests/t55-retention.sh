@@ -116,7 +116,15 @@ ok "omrun worker a2 in group $G2" start_worker a2 --mem 8
 ok "worker ready" wait_ready a2
 S=$(snap k a2 | tr "\n" " ")
 run "$OMCKPT" --all --leave-running --keep 2 --json
-is "$RC" 0 "omckpt --all --leave-running --keep 2 --json"
+# --all takes every group of the machine: a group of a test running beside
+# this one may be busy (exit 6 for it); this test's own groups must be ok
+ok "omckpt --all --leave-running --keep 2 --json (exit 0, or only other tests' groups failed)" python3 -c '
+import json, sys
+rc, mine = int(sys.argv[2]), {int(sys.argv[3]), int(sys.argv[4])}
+objs = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
+bad = [x for x in objs if not x["ok"]]
+sys.exit(0 if (rc == 0 and not bad) or (rc != 0 and bad and all(x["group"] not in mine for x in bad)) else 1)' \
+	"$(cat "$OUT")" "$RC" "$G1" "$G2" || diag_file "$ERR"
 for g in "$G1" "$G2"; do
 	ok "... one JSON object for group $g, ok" python3 -c '
 import json, sys
