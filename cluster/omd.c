@@ -123,12 +123,16 @@ int main(int argc, char **argv)
 	if (!foreground) {
 		int fd;
 		pid_t pid = fork();
-		if (pid < 0) {
-			om_make_error(&err, errno, "fork");
+		if (pid != 0) { /* the parent: nothing left to hold (LeakSanitizer builds check) */
+			int e = errno;
+			om_config_release(&cfg);
+			if (log != stderr)
+				fclose(log);
+			if (pid > 0)
+				return 0;
+			om_make_error(&err, e, "fork");
 			return om_cli_fail(prog, &err);
 		}
-		if (pid > 0)
-			return 0;
 		setsid();
 		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (fd >= 0) {
