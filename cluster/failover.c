@@ -47,6 +47,7 @@ struct orphan {
 	size_t old_len;
 	char home[OM_CLUSTER_MAX_NODE_LEN];
 	bool resumed;	     /* a failover that a killed omd left half done */
+	bool declined;	     /* this node said it cannot restore it (PREFIX/decline/G/NODE) */
 	bool unrecorded;     /* restored, but etcd did not take the record yet */
 	uint64_t generation; /* ... restored from this generation */
 };
@@ -156,15 +157,34 @@ static double load_of(const Om__NodeStatus *s)
 	return (s->has_load1 ? s->load1 : 0) / cpus;
 }
 
-/* the node every survivor prefers for the orphans: alive, not drained,
- * lowest load per CPU, then fewest groups, then lowest id */
-static const struct om_node_info *preferred(const struct om_node_info *n, size_t nn)
+/* Did node decline g? d: the range of PREFIX/decline/ (keys G/NODE after
+ * pfx_len bytes), or NULL. */
+static bool declined(const struct om_etcd_range *d, size_t pfx_len, unsigned long g, const char *node)
+{
+	char tail[64];
+	if (d == NULL)
+		return false;
+	snprintf(tail, sizeof(tail), "%lu/%s", g, node);
+	for (size_t i = 0; i < d->n; i++)
+		if (strlen(d->kvs[i].key) > pfx_len && strcmp(d->kvs[i].key + pfx_len, tail) == 0)
+			return true;
+	return false;
+}
+
+/* the node every survivor prefers for orphan g: alive, not drained, not
+ * declining g, lowest load per CPU, then fewest groups, then lowest id */
+static const struct om_node_info *preferred(const struct om_node_info *n, size_t nn, const struct om_etcd_range *d,
+					    size_t pfx_len, unsigned long g)
 {
 	const struct om_node_info *best = NULL;
 	for (size_t i = 0; i < nn; i++) {
 		const struct om_node_info *x = &n[i];
+		char id[32];
 		double lx, lb;
 		if (!x->alive || x->drained || x->status == NULL || (x->status->has_drained && x->status->drained))
+			continue;
+		snprintf(id, sizeof(id), "%lu", x->node->id);
+		if (declined(d, pfx_len, g, id))
 			continue;
 		if (best == NULL) {
 			best = x;
@@ -230,7 +250,7 @@ static void race_barrier(struct om_failover *f, unsigned long g, size_t n);
 static void start_worker(struct om_failover *f, struct orphan *s);
 
 static void try_claim(struct om_failover *f, struct orphan *s, const Om__GroupOwner *owner, int64_t rev,
-		      const struct om_etcd_kv *kv, size_t survivors)
+		      const struct om_etcd_kv *kv, size_t survivors, const char *declined_by)
 {
 	struct om_cluster *c = f->o.c;
 	om_error_t err = NULL;
@@ -260,7 +280,8 @@ static void try_claim(struct om_failover *f, struct orphan *s, const Om__GroupOw
 	}
 	snprintf(s->home, sizeof(s->home), "%s", owner->home);
 	snprintf(s->from, sizeof(s->from), "%s", owner->node);
-	flog(f, "event=failover-claimed group=%lu from=%s fence=%lld", s->g, owner->node, (long long)token);
+	flog(f, "event=failover-claimed group=%lu from=%s fence=%lld%s%s", s->g, owner->node, (long long)token,
+	     *declined_by ? " declined_by=" : "", declined_by);
 	start_worker(f, s);
 }
 
@@ -413,7 +434,7 @@ bool om_failover_reaped(struct om_failover *f, pid_t pid, int status)
 		else
 			snprintf(detail, sizeof(detail), "detect_s=? restore_s=%.1f", r.seconds);
 		if (s->resumed)
-			snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), " resumed=true");
+			snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), " resumed=1");
 		ev.detail = detail;
 		emit(f, &ev);
 		if (s->unrecorded) { /* kept until recorded */
@@ -592,41 +613,105 @@ static void resume(struct om_failover *f, const Om__GroupOwner *o, const struct 
 	start_worker(f, s);
 }
 
-static bool has_generation(struct om_failover *f, unsigned long g, om_error_t *err)
+/* Can this node restore g now? 1: yes, or it cannot tell (the restore will
+ * say); 0: the store has no generation of g; -1: a PID that the newest
+ * generation needs is taken here (why says which, and by what). */
+static int can_restore_here(struct om_failover *f, unsigned long g, char *why, size_t len)
 {
 	cleanup_free char *path = NULL;
 	cleanup_free uint64_t *gens = NULL;
+	Om__Manifest *m = NULL;
+	om_error_t err = NULL;
 	struct om_store st;
 	size_t n = 0;
-	int rc;
+	int rc = 1;
 
-	if (om_store_resolve_path(f->o.c->cfg->store, &path, err) < 0 || om_store_open(&st, path, false, err) < 0) {
-		om_error_release(err);
-		return true; /* cannot say: let the restore say it */
+	if (om_store_resolve_path(f->o.c->cfg->store, &path, &err) < 0 || om_store_open(&st, path, false, &err) < 0) {
+		om_error_release(&err);
+		return 1;
 	}
-	rc = om_store_list(&st, "groups", g, &gens, &n, err);
+	if (om_store_list(&st, "groups", g, &gens, &n, &err) < 0)
+		om_error_release(&err);
+	else if (n == 0)
+		rc = 0;
+	else if (om_gen_load_manifest(&st, "groups", g, 0, &m, &err) < 0)
+		om_error_release(&err);
+	else {
+		if (om_restore_pids_free(m, 0, 0, &err) < 0) {
+			snprintf(why, len, "%s", emsg(err));
+			om_error_release(&err);
+			rc = -1;
+		}
+		om_manifest_free(m);
+	}
 	om_store_close(&st);
-	if (rc < 0) {
-		om_error_release(err);
-		return true;
+	return rc;
+}
+
+/* This node cannot restore orphan g (a PID it needs is taken here): it says
+ * so in PREFIX/decline/G/NODE, on a lease of 3 x ttl that it renews while
+ * that lasts; every survivor leaves it out of g's preferred target, so the
+ * next one tries at once instead of after the grace. */
+static void decline(struct om_failover *f, struct orphan *s, const char *from, const char *why)
+{
+	struct om_cluster *c = f->o.c;
+	cleanup_free char *k = om_cluster_key(c, "decline/%lu/%s", s->g, c->self_id);
+	Om__HistoryEvent ev = OM__HISTORY_EVENT__INIT;
+	char detail[1100];
+	om_error_t err = NULL;
+	int64_t lease = 0;
+
+	s->next_try = om_now() + f->o.ttl; /* a look again then */
+	if (k == NULL || om_etcd_lease_grant(c->etcd, (int64_t)(3 * f->o.ttl) + 1, &lease, &err) < 0 ||
+	    om_etcd_put(c->etcd, k, why, strlen(why), lease, NULL, &err) < 0) {
+		flog(f, "event=failover-decline-failed group=%lu reason=\"%.900s\"", s->g,
+		     err ? emsg(err) : "out of memory");
+		om_error_release(&err);
+		return;
 	}
-	return n > 0;
+	if (s->declined)
+		return; /* said once; the key is renewed */
+	s->declined = true;
+	snprintf(detail, sizeof(detail), "cannot restore here: %.1000s", why);
+	ev.event = "failover-declined";
+	ev.has_group = true;
+	ev.group = s->g;
+	ev.from = (char *)from;
+	ev.to = c->self_id;
+	ev.has_ok = true;
+	ev.ok = false;
+	ev.detail = detail;
+	emit(f, &ev);
+}
+
+/* The PIDs are free again: the decline goes. */
+static void withdraw(struct om_failover *f, struct orphan *s)
+{
+	cleanup_free char *k = om_cluster_key(f->o.c, "decline/%lu/%s", s->g, f->o.c->self_id);
+	om_error_t err = NULL;
+	if (k && om_etcd_delete(f->o.c->etcd, k, false, NULL, &err) < 0)
+		om_error_release(&err);
+	if (s->declined)
+		flog(f, "event=failover-decline-withdrawn group=%lu", s->g);
+	s->declined = false;
 }
 
 void om_failover_tick(struct om_failover *f)
 {
 	struct om_cluster *c = f->o.c;
 	struct om_node_info *nodes = NULL;
-	struct om_etcd_range r = {0}, stopped = {0};
+	struct om_etcd_range r = {0}, stopped = {0}, decl = {0};
 	cleanup_free char *pfx = om_cluster_key(c, "groups/");
 	cleanup_free char *spfx = om_cluster_key(c, "stopped/");
-	const struct om_node_info *best, *me = NULL;
+	cleanup_free char *dpfx = om_cluster_key(c, "decline/");
+	const struct om_etcd_range *d = &decl;
+	const struct om_node_info *me = NULL;
 	struct om_cg cg, *cgp = &cg;
 	om_error_t err = NULL;
 	size_t nn = 0, survivors = 0;
 	double now = om_now();
 
-	if (now < f->next_poll || pfx == NULL || spfx == NULL)
+	if (now < f->next_poll || pfx == NULL || spfx == NULL || dpfx == NULL)
 		return;
 	f->next_poll = now + (f->o.ttl / 3 < 0.5 ? 0.5 : f->o.ttl / 3);
 	f->race_end = now + f->o.ttl / 3 + 0.3;
@@ -641,6 +726,10 @@ void om_failover_tick(struct om_failover *f)
 		om_cluster_nodes_free(nodes, nn);
 		return;
 	}
+	if (om_etcd_get(c->etcd, dpfx, true, 0, &decl, &err) < 0) { /* then nobody is left out */
+		om_error_release(&err);
+		d = NULL;
+	}
 	for (size_t i = 0; i < nn && i < f->n_nodes; i++) {
 		if (nodes[i].alive && nodes[i].status && nodes[i].status->has_updated_ms)
 			f->nodes[i].updated_ms = nodes[i].status->updated_ms;
@@ -649,7 +738,6 @@ void om_failover_tick(struct om_failover *f)
 		if (nodes[i].alive && !nodes[i].drained)
 			survivors++;
 	}
-	best = race(f) ? me : preferred(nodes, nn);
 	if (om_cg_init(&cg, &err) < 0) { /* then no group is marked ended or running */
 		om_error_release(&err);
 		cgp = NULL;
@@ -659,8 +747,11 @@ void om_failover_tick(struct om_failover *f)
 	for (size_t i = 0; i < r.n; i++) {
 		ProtobufCMessage *m = NULL;
 		Om__GroupOwner *o;
+		const struct om_node_info *best;
 		struct orphan *s;
-		bool dead = false, mine;
+		bool dead = false, mine, mine_declined;
+		char why[1024] = "", by[256] = "";
+		int here;
 		size_t j;
 
 		if (om_sandbox_parse(c->sb, &om__group_owner__descriptor, r.kvs[i].value, r.kvs[i].value_len, &m,
@@ -697,14 +788,31 @@ void om_failover_tick(struct om_failover *f)
 			if (strcmp(stopped.kvs[k].key + strlen(spfx), o->node) == 0)
 				goto next; /* its omd stopped cleanly: may be back soon */
 		/* a node that is itself not alive or drained takes nothing */
-		if (me == NULL || !me->alive || me->drained || best == NULL)
+		if (me == NULL || !me->alive || me->drained)
+			goto next;
+		mine_declined = declined(d, strlen(dpfx), s->g, c->self_id);
+		if (mine_declined) { /* a look again (next_try): still taken, or free now? */
+			here = can_restore_here(f, s->g, why, sizeof(why));
+			if (here < 0)
+				decline(f, s, o->node, why);
+			else
+				withdraw(f, s); /* free: a candidate again from the next poll */
+			goto next;
+		}
+		best = race(f) ? me : preferred(nodes, nn, d, strlen(dpfx), s->g);
+		if (best == NULL)
 			goto next;
 		mine = best == me;
 		/* the others wait for the grace, unless the key changed while it stayed
 		 * an orphan: a survivor tried, failed and put it back */
 		if (!mine && now - s->first_seen < 2 * f->o.ttl && r.kvs[i].mod_revision == s->first_rev)
 			goto next;
-		if (!has_generation(f, s->g, &err)) {
+		here = can_restore_here(f, s->g, why, sizeof(why));
+		if (here < 0) {
+			decline(f, s, o->node, why);
+			goto next;
+		}
+		if (here == 0) {
 			if (!s->impossible) {
 				Om__HistoryEvent ev = OM__HISTORY_EVENT__INIT;
 				char detail[256];
@@ -719,11 +827,14 @@ void om_failover_tick(struct om_failover *f)
 				emit(f, &ev);
 				s->impossible = true;
 			}
-			om_error_release(&err);
 			s->next_try = now + f->o.ttl; /* a generation may still appear */
 			goto next;
 		}
-		try_claim(f, s, o, r.kvs[i].mod_revision, &r.kvs[i], survivors);
+		for (size_t k = 0; d && k < nn && k < f->n_nodes; k++)
+			if (declined(d, strlen(dpfx), s->g, f->nodes[k].id))
+				snprintf(by + strlen(by), sizeof(by) - strlen(by), "%s%s", *by ? "," : "",
+					 f->nodes[k].id);
+		try_claim(f, s, o, r.kvs[i].mod_revision, &r.kvs[i], survivors, by);
 	next:
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
@@ -734,5 +845,6 @@ void om_failover_tick(struct om_failover *f)
 			orphan_clear(&f->v[i]);
 	om_etcd_range_release(&r);
 	om_etcd_range_release(&stopped);
+	om_etcd_range_release(&decl);
 	om_cluster_nodes_free(nodes, nn);
 }

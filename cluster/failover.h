@@ -14,7 +14,12 @@
  * restore that fails (or a worker that dies) removes what it restored and
  * puts the old owner value back by a transaction on R: the group is orphaned
  * again, for another survivor (or this one after a backoff). The loser of a
- * transaction does nothing. See cluster/README.md, "Failover". */
+ * transaction does nothing. A node where a PID of the newest generation is
+ * taken declines the group instead of claiming it (PREFIX/decline/G/NODE):
+ * the survivors leave it out of that group's preferred target. From the
+ * claim to the record the key says restoring_from: an omd killed meanwhile
+ * resumes the failover when it starts again. A group marked ended (no
+ * process on its node) is no orphan. See cluster/README.md, "Failover". */
 #ifndef OM_FAILOVER_H
 #define OM_FAILOVER_H
 

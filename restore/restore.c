@@ -34,7 +34,7 @@ void om_restore_result_release(struct om_restore_result *res)
 }
 
 /* Every PID and TID of the generation must be free (CRIU restores them as they were). */
-static int wait_pids_free(const Om__Manifest *m, double wait_s, int cancel_fd, om_error_t *err)
+int om_restore_pids_free(const Om__Manifest *m, double wait_s, int cancel_fd, om_error_t *err)
 {
 	double deadline = om_now() + wait_s;
 
@@ -432,7 +432,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 		if (om_pause(o->cancel_fd, (long)secs * 1000, err) < 0)
 			goto out;
 	}
-	if (wait_pids_free(m, o->pid_wait, o->cancel_fd, err) < 0)
+	if (om_restore_pids_free(m, o->pid_wait, o->cancel_fd, err) < 0)
 		goto out;
 	/* no cluster: the store's fence follows the group to this node, before
 	 * any of its processes runs here; from now on the node it was taken from

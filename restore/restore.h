@@ -46,5 +46,9 @@ struct om_restore_result {
 
 int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, om_error_t *err);
 void om_restore_result_release(struct om_restore_result *res);
+/* Wait up to wait_s (0: just look) until every PID that m's trees need here
+ * is free (a tree with its own PID namespace needs none): EBUSY naming the
+ * first PID taken, and by what. A failover asks before it claims a group. */
+int om_restore_pids_free(const Om__Manifest *m, double wait_s, int cancel_fd, om_error_t *err);
 
 #endif

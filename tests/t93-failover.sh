@@ -19,7 +19,9 @@
 #   4. the omd of the survivor that claimed a group is killed during the
 #      restore (its worker dies with it): restarted, it resumes the failover
 #      under the same token, and the group runs once;
-#   5. omstat --history (text and JSON) shows the failovers; the history
+#   5. a survivor where a group's PID is taken declines it, and the other
+#      takes it at once: no failed try;
+#   6. omstat --history (text and JSON) shows the failovers; the history
 #      stays bounded (tests/unit/test-history adds 1100 events to the lab's
 #      etcd).
 set -u
@@ -303,7 +305,8 @@ sleep 1
 S=$(snap f37)
 ok "group 37 checkpointed" ckpt_on 1 37
 G37=$(newest_gen 37)
-lab kill 1 >/dev/null 2>&1
+run "$OMLAB" "${LAB[@]}" kill 1
+[ "$RC" -eq 0 ] || { diag "omlab kill 1 exited $RC"; diag_file "$ERR"; }
 ok "node 1 powered off" wait_for 30 dead_node 1
 K=2
 ok "node 2 claims group 37 (its restore pauses)" \
@@ -330,15 +333,83 @@ ok "... its owner key: node $K, fence $T37, the mark gone" owner37_done
 resumed_once() {
 	[ "$(failovers_of 37)" -eq 1 ] && [ "$(failover_field 37 fence)" = "$T37" ] &&
 		[ "$(failover_field 37 generation)" = "$G37" ] &&
-		history_json | grep '"event":"failover"' | grep '"group":37,' | grep -q 'resumed=true'
+		history_json | grep '"event":"failover"' | grep '"group":37,' | grep -q 'resumed=1'
 }
 ok "... one failover event in the history: resumed, generation $G37, fence $T37" resumed_once
+ok "... logged by node $K as event=failover ... resumed=1" \
+	logged_on "$K" "event=failover group=37 from=1 to=$K generation=$G37 fence=$T37 detect_s=[0-9.?]* restore_s=[0-9.]* resumed=1 seconds="
 ok "... the store's fence: $T37, node $K, generation $G37" grep -q "^$T37 node$K $G37\$" "$LABDIR/store/groups/37/.fence"
 # shellcheck disable=SC2086
 ok "the worker lived through exactly one restore" continued_restored $S
 ok "worker f37 passes its own checks" finish_on "$K" f37
 
-# -------------------------------------------------- 5. the history ----
+# ------------- 5. a survivor where a group's PID is taken steps aside ----
+# groups 40 and 41 run on node 1 with PIDs from 30000 on; node 2 holds the
+# PID of group 40's worker, node 3 that of group 41's. Whichever survivor is
+# preferred cannot restore one of them: it declines it (PREFIX/decline/G/N)
+# instead of claiming, failing and giving it back, and the other survivor
+# takes that group at once; each group runs once, where its PIDs are free.
+run "$OMLAB" "${LAB[@]}" start 1
+ok "node 1 starts again" wait_for 30 alive_node 1 || { diag_file "$ERR"; diag_file "$OUT"; }
+on 3 omd --log "$LABDIR/node3/omd.log"
+ok "node 3's omd starts again" wait_for 20 alive_node 3
+# take_pid K PID : a sleep that holds PID in node K's PID namespace
+declare -A HELD=()
+take_pid() {
+	local k=$1 p=$2 got t
+	[[ $p =~ ^[0-9]+$ ]] || return 1
+	for t in 1 2 3 4 5 6 7 8 9 10; do
+		got=$("$OMLAB" "${LAB[@]}" exec "$k" -- sh -c "echo $((p - 1)) >/proc/sys/kernel/ns_last_pid && { sleep 900 </dev/null >/dev/null 2>&1 & echo \$!; }")
+		if [ "$got" = "$p" ]; then
+			HELD[$k]=$p
+			return 0
+		fi
+		[ -n "$got" ] && "$OMLAB" "${LAB[@]}" exec "$k" -- kill "$got" 2>/dev/null
+	done
+	diag "node $k: PID $p not taken (got ${got:-nothing})"
+	return 1
+}
+for g in 40 41; do
+	"$OMLAB" "${LAB[@]}" exec 1 -- sh -c "echo $((30000 + (g - 40) * 1000)) >/proc/sys/kernel/ns_last_pid"
+	ok "worker f$g in group $g on node 1 (PIDs from $((30000 + (g - 40) * 1000)) on)" start_on 1 "$g" "f$g" --mem 8
+done
+P40=$(members_on 1 40 | head -1)
+P41=$(members_on 1 41 | head -1)
+ok "node 2 holds PID $P40 (group 40's worker on node 1)" take_pid 2 "$P40"
+ok "node 3 holds PID $P41 (group 41's worker on node 1)" take_pid 3 "$P41"
+sleep 1
+S=$(snap f40 f41)
+for g in 40 41; do ok "group $g checkpointed" ckpt_on 1 "$g"; done
+lab kill 1 >/dev/null 2>&1
+ok "node 1 powered off" wait_for 30 dead_node 1
+runs_on_node() { owned_by "$1" "$2" && [ -n "$(members_on "$2" "$1")" ]; }
+ok "group 40 runs again on node 3 (node 2 holds its PID)" wait_for 60 runs_on_node 40 3
+ok "group 41 runs again on node 2 (node 3 holds its PID)" wait_for 60 runs_on_node 41 2
+sleep 2
+failed_tries() { history_json | grep '"event":"failover-failed"' | grep -c "\"group\":$1,"; }
+for g in 40 41; do
+	ok "group $g runs exactly once" runs_once "$g"
+	ok "... one failover event, and no failed try" sh -c "[ $(failovers_of "$g") -eq 1 ] && [ $(failed_tries "$g") -eq 0 ]"
+done
+# the preferred survivor declined the group whose PID it holds: one of these
+declines() { history_json | grep '"event":"failover-declined"' | grep -o '"group":4[01],.*"to":"[23]"' | sed 's/"group":\(4[01]\),.*"to":"\([23]\)"/\1@\2/' | sort -u | tr '\n' ' '; }
+D=$(declines)
+ok "one survivor declined the group whose PID it holds ($D), in the history" \
+	sh -c "[ '$D' = '40@2 ' ] || [ '$D' = '41@3 ' ]"
+case $D in
+"40@2 ") DG=40 DN=2 TN=3 ;;
+*) DG=41 DN=3 TN=2 ;;
+esac
+ok "... and logged it with the PID and its holder" \
+	logged_on "$DN" "event=failover-declined group=$DG from=1 to=$DN ok=false reason=\"cannot restore here: PID ${HELD[$DN]} .* is taken by \`sleep 900\`"
+ok "node $TN claimed group $DG at once, naming the decline" logged_on "$TN" "event=failover-claimed group=$DG from=1 fence=[0-9]* declined_by=$DN\$"
+# shellcheck disable=SC2086
+ok "both workers lived through exactly one restore" continued_restored $S
+ok "worker f40 passes its own checks" finish_on 3 f40
+ok "worker f41 passes its own checks" finish_on 2 f41
+for k in 2 3; do "$OMLAB" "${LAB[@]}" exec "$k" -- kill "${HELD[$k]:-0}" 2>/dev/null; done
+
+# -------------------------------------------------- 6. the history ----
 run env OM_CONFIG="$LABDIR/host.conf" omstat --history
 ok "omstat --history exits 0" test "$RC" -eq 0 || diag_file "$ERR"
 ok "... a failover line per group (6)" test "$(grep -c ' failover  *3[1-6] ' "$OUT")" -eq 6 || diag_file "$OUT"
