@@ -542,9 +542,9 @@ static void race_barrier(struct om_failover *f, unsigned long g, size_t n)
 
 /* ---- the poll ---- */
 
-/* g (its key names this node) has processes here: the group of another
- * node's failover needs it to say whether it had ended. Set or clear
- * ended_ms by a transaction on the key's revision (a move meanwhile wins). */
+/* g's key names this node: does g have processes here? A failover (if this
+ * node dies) reads the answer in the key: ended_ms, set or cleared by a
+ * transaction on the key's revision (a move meanwhile wins). */
 static void mark_ended(struct om_failover *f, const struct om_cg *cg, const Om__GroupOwner *o,
 		       const struct om_etcd_kv *kv)
 {
