@@ -641,7 +641,8 @@ static int can_restore_here(struct om_failover *f, unsigned long g, char *why, s
 			snprintf(why, len, "%s", emsg(err));
 			om_error_release(&err);
 			rc = -1;
-		}
+		} else
+			om_restore_reserve_pids(m); /* the worker is forked next */
 		om_manifest_free(m);
 	}
 	om_store_close(&st);

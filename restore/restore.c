@@ -76,6 +76,43 @@ int om_restore_pids_free(const Om__Manifest *m, double wait_s, int cancel_fd, om
 	return 0;
 }
 
+#define PID_RESERVE_WINDOW 4096
+
+void om_restore_reserve_pids(const Om__Manifest *m)
+{
+	char buf[32];
+	long last, want = 0;
+	int fd;
+
+	fd = open("/proc/sys/kernel/ns_last_pid", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0) {
+		close(fd);
+		return;
+	}
+	buf[n] = '\0';
+	last = strtol(buf, NULL, 10);
+	for (size_t i = 0; i < m->n_trees; i++) {
+		const Om__TreeEntry *t = m->trees[i];
+		if (t->has_own_pidns && t->own_pidns)
+			continue;
+		for (size_t j = 0; j < t->n_procs; j++) {
+			const Om__ProcEntry *p = t->procs[j];
+			for (size_t k = 0; k <= p->n_tids; k++) {
+				long id = k == 0 ? p->pid : p->tids[k - 1];
+				if (id > last && id <= last + PID_RESERVE_WINDOW && id > want)
+					want = id;
+			}
+		}
+	}
+	/* best effort: without CAP_SYS_ADMIN over this PID namespace nothing moves */
+	if (want > 0 && pwrite(fd, buf, (size_t)snprintf(buf, sizeof(buf), "%ld", want), 0) < 0)
+		want = 0;
+	close(fd);
+}
+
 struct restore_ctx {
 	const struct om_restore_opts *o;
 	const Om__Manifest *m;
@@ -434,6 +471,7 @@ int om_restore(const struct om_restore_opts *o, struct om_restore_result *res, o
 	}
 	if (om_restore_pids_free(m, o->pid_wait, o->cancel_fd, err) < 0)
 		goto out;
+	om_restore_reserve_pids(m); /* the keeper and CRIU fork next */
 	/* no cluster: the store's fence follows the group to this node, before
 	 * any of its processes runs here; from now on the node it was taken from
 	 * cannot publish (its checkpoints are refused, exit 7) */

@@ -50,5 +50,13 @@ void om_restore_result_release(struct om_restore_result *res);
  * is free (a tree with its own PID namespace needs none): EBUSY naming the
  * first PID taken, and by what. A failover asks before it claims a group. */
 int om_restore_pids_free(const Om__Manifest *m, double wait_s, int cancel_fd, om_error_t *err);
+/* The PIDs m's trees need that this PID namespace would hand out next (at
+ * most 4096 above its last PID, /proc/sys/kernel/ns_last_pid) are moved
+ * behind the allocator (ns_last_pid set to the highest of them), so that
+ * the restore's own forks (a failover's worker, the keeper, CRIU) do not
+ * take them first; they stay free for CRIU, which asks for each PID. Best
+ * effort (it needs CAP_SYS_ADMIN over the namespace); a restarted node hands
+ * out PIDs from the start of its range, where the groups it ran had theirs. */
+void om_restore_reserve_pids(const Om__Manifest *m);
 
 #endif

@@ -29,56 +29,10 @@ done
 # nothing of this script's single-node environment may leak into them
 unset OM_STORE OM_WORKDIR OM_CGROUP OM_NODE OM_CONFIG
 export PATH=$OM_BUILDDIR:$PATH
-OMLAB=$OM_SRCDIR/cluster/omlab
-NAME=t92
-NET=10.77.92
-PORT=23892
-LABDIR=/var/lib/omlab/$NAME
-LAB=(--name "$NAME" --net "$NET" --port "$PORT")
+# shellcheck source=tests/cluster/lab.sh
+. "$(dirname "$0")/cluster/lab.sh"
+lab_init t92 10.77.92 23892
 HITS_PORT=7092
-
-lab() { timeout -k 5 "${LAB_TIMEOUT:-180}" "$OMLAB" "${LAB[@]}" "$@"; }
-# on K CMD... : run CMD on node K (run's RC, $OUT, $ERR)
-on() {
-	local k=$1
-	shift
-	run "$OMLAB" "${LAB[@]}" exec "$k" -- "$@"
-}
-conf() { awk -F' *= *' -v k="$1" '$1 == k {print $2}' "$LABDIR/host.conf"; }
-ectl() {
-	ETCDCTL_API=3 timeout 20 etcdctl --endpoints "https://127.0.0.1:$PORT" --cacert "$(conf etcd_ca)" \
-		--cert "$(conf etcd_cert)" --key "$(conf etcd_key)" "$@"
-}
-cleanup_lab() { LAB_TIMEOUT=120 lab down >/dev/null 2>&1; }
-# at exit: what the nodes' omd said, when something failed (the lab and its
-# logs go with `down`), then the lab down, then lib.sh's own cleanup
-_t92_exit() {
-	local f
-	if [ "$_T_FAILED" -gt 0 ]; then
-		for f in "$LABDIR"/node*/omd*.log; do
-			[ -f "$f" ] || continue
-			diag "--- ${f#"$LABDIR"/} (last 25 lines)"
-			tail -n 25 "$f" | while IFS= read -r l; do diag "$l"; done
-		done
-	fi
-	cleanup_lab
-	_cleanup
-}
-trap _t92_exit EXIT
-
-# wait_for SECS CMD... : until CMD succeeds, at most SECS
-wait_for() { # (the condition's own errors are not diagnostics)
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" 2>/dev/null; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.2
-	done
-}
-owner_of() { ectl get --print-value-only "/omtools/groups/$1" | grep -o '"node":"[0-9]*"' | cut -d'"' -f4; }
-owned_by() { [ "$(owner_of "$1")" = "$2" ]; }
-alive_node() { ectl get --keys-only "/omtools/nodes/$1" | grep -q .; }
-dead_node() { ! alive_node "$1"; }
 # members_on K G : the group's PIDs as node K's showgroup lists them
 members_on() {
 	"$OMLAB" "${LAB[@]}" exec "$1" -- showgroup "$2" 2>/dev/null | awk '/ belongs to /{print $1}'
@@ -149,30 +103,6 @@ ancestor_on() {
 	return 1
 }
 frozen_on() { "$OMLAB" "${LAB[@]}" exec "$1" -- showgroup --json "$2" 2>/dev/null | grep -q '"frozen":true'; }
-omd_log() { cat "$LABDIR/node$1"/omd*.log 2>/dev/null; }
-logged_on() { omd_log "$1" | grep -q -- "$2"; }
-# finish_on K NAME : SIGTERM the worker on node K and wait for its PASS
-finish_on() {
-	local pid=${WPID[$2]} end=$((SECONDS + 120)) # 256 MiB checked on a loaded machine
-	"$OMLAB" "${LAB[@]}" exec "$1" -- kill -TERM "$pid"
-	while [ ! -e "$W/$2.result" ] && [ $SECONDS -lt $end ]; do sleep 0.2; done
-	if [ "$(cat "$W/$2.result" 2>/dev/null)" != PASS ]; then
-		diag "worker $2: $(cat "$W/$2.result" 2>/dev/null || echo 'no result')"
-		return 1
-	fi
-}
-# start_on K G NAME ARGS... : a worker in group G on node K (WPID = its PID in the node)
-start_on() {
-	local k=$1 g=$2 name=$3
-	shift 3
-	on "$k" omrun -g "$g" -o "$W/$name.log" -- "$WORKER" --dir "$W" --name "$name" "$@"
-	WPID[$name]=$(head -n1 "$OUT" | tr -d '[:space:]')
-	WDONE[$name]=1 # a PID of the node's namespace: lib.sh must not kill it on the host
-	[ "$RC" -eq 0 ] && [[ ${WPID[$name]} =~ ^[0-9]+$ ]] && wait_ready "$name" 30 && return 0
-	diag "omrun on node $k exited $RC"
-	diag_file "$ERR"
-	return 1
-}
 
 # ------------------------------------------------------------- the lab ----
 cleanup_lab

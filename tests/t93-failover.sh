@@ -37,75 +37,12 @@ done
 
 unset OM_STORE OM_WORKDIR OM_CGROUP OM_NODE OM_CONFIG OM_FAULT
 export PATH=$OM_BUILDDIR:$PATH
-OMLAB=$OM_SRCDIR/cluster/omlab
-NAME=t93
-NET=10.77.93
-PORT=23963 # 23893 was asked for, but etcd needs P and P+1, and 23894 is lab t94's
-LABDIR=/var/lib/omlab/$NAME
-LAB=(--name "$NAME" --net "$NET" --port "$PORT")
-
-lab() { timeout -k 5 "${LAB_TIMEOUT:-180}" "$OMLAB" "${LAB[@]}" "$@"; }
-on() {
-	local k=$1
-	shift
-	run "$OMLAB" "${LAB[@]}" exec "$k" -- "$@"
-}
-conf() { awk -F' *= *' -v k="$1" '$1 == k {print $2}' "$LABDIR/host.conf"; }
-ectl() {
-	ETCDCTL_API=3 timeout 20 etcdctl --endpoints "https://127.0.0.1:$PORT" --cacert "$(conf etcd_ca)" \
-		--cert "$(conf etcd_cert)" --key "$(conf etcd_key)" "$@"
-}
-cleanup_lab() { LAB_TIMEOUT=120 lab down >/dev/null 2>&1; }
-_t93_exit() {
-	local f
-	if [ "$_T_FAILED" -gt 0 ]; then
-		for f in "$LABDIR"/node*/omd*.log; do
-			[ -f "$f" ] || continue
-			diag "--- ${f#"$LABDIR"/} (last 30 lines)"
-			tail -n 30 "$f" | while IFS= read -r l; do diag "$l"; done
-		done
-	fi
-	cleanup_lab
-	_cleanup
-}
-trap _t93_exit EXIT
-
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" 2>/dev/null; do
-		[ "$SECONDS" -lt "$end" ] || return 1
-		sleep 0.2
-	done
-}
-owner_of() { ectl get --print-value-only "/omtools/groups/$1" | grep -o '"node":"[0-9]*"' | cut -d'"' -f4; }
-owned_by() { [ "$(owner_of "$1")" = "$2" ]; }
-alive_node() { ectl get --keys-only "/omtools/nodes/$1" | grep -q .; }
-dead_node() { ! alive_node "$1"; }
+# shellcheck source=tests/cluster/lab.sh
+. "$(dirname "$0")/cluster/lab.sh"
+# 23893 was asked for, but etcd needs P and P+1, and 23894 is lab t94's
+lab_init t93 10.77.93 23963
 members_on() {
 	"$OMLAB" "${LAB[@]}" exec "$1" -- showgroup "$2" 2>/dev/null | awk '/ belongs to /{print $1}'
-}
-omd_log() { cat "$LABDIR/node$1"/omd*.log 2>/dev/null; }
-logged_on() { omd_log "$1" | grep -q -- "$2"; }
-start_on() {
-	local k=$1 g=$2 name=$3
-	shift 3
-	on "$k" omrun -g "$g" -o "$W/$name.log" -- "$WORKER" --dir "$W" --name "$name" "$@"
-	WPID[$name]=$(head -n1 "$OUT" | tr -d '[:space:]')
-	WDONE[$name]=1 # a PID of the node's namespace: lib.sh must not kill it on the host
-	[ "$RC" -eq 0 ] && [[ ${WPID[$name]} =~ ^[0-9]+$ ]] && wait_ready "$name" 30 && return 0
-	diag "omrun on node $k exited $RC"
-	diag_file "$ERR"
-	return 1
-}
-finish_on() {
-	local pid=${WPID[$2]} end=$((SECONDS + 60))
-	"$OMLAB" "${LAB[@]}" exec "$1" -- kill -TERM "$pid"
-	while [ ! -e "$W/$2.result" ] && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
-	if [ "$(cat "$W/$2.result" 2>/dev/null)" != PASS ]; then
-		diag "worker $2: $(cat "$W/$2.result" 2>/dev/null || echo 'no result')"
-		return 1
-	fi
 }
 ckpt_on() { # K G : omckpt --leave-running of G inside node K
 	on "$1" omckpt --leave-running -g "$2"

@@ -25,15 +25,10 @@ done
 export PATH=$OM_BUILDDIR:$PATH
 group_ids 94000
 
-# wait_for SECS CMD... : until CMD succeeds, at most SECS
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" 2>/dev/null; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.5
-	done
-}
+# shellcheck source=tests/cluster/lab.sh
+. "$(dirname "$0")/cluster/lab.sh"
+lab_init t94 10.77.94 23894
+LAB_LOGS=("$W/local/omd.log")
 # gens DIR : the generation numbers in a group's store directory, ascending
 gens() { find "$1" -mindepth 1 -maxdepth 1 -name 'gen-*' -printf '%f\n' 2>/dev/null | sed 's/^gen-//' | sort -n; }
 ngens() { gens "$1" | grep -c .; }
@@ -109,73 +104,9 @@ finish_ok lw
 # --------------------------------------------------- a cluster (omlab) ----
 # the nodes use their own settings (omlab writes each node's omtools.conf)
 unset OM_STORE OM_WORKDIR OM_CGROUP OM_NODE OM_CONFIG
-OMLAB=$OM_SRCDIR/cluster/omlab
-NAME=t94
-NET=10.77.94
-PORT=23894
-LABDIR=/var/lib/omlab/$NAME
-LAB=(--name "$NAME" --net "$NET" --port "$PORT")
-
-lab() { timeout -k 5 "${LAB_TIMEOUT:-180}" "$OMLAB" "${LAB[@]}" "$@"; }
-on() {
-	local k=$1
-	shift
-	run "$OMLAB" "${LAB[@]}" exec "$k" -- "$@"
-}
-conf() { awk -F' *= *' -v k="$1" '$1 == k {print $2}' "$LABDIR/host.conf"; }
-ectl() {
-	ETCDCTL_API=3 timeout 20 etcdctl --endpoints "https://127.0.0.1:$PORT" --cacert "$(conf etcd_ca)" \
-		--cert "$(conf etcd_cert)" --key "$(conf etcd_key)" "$@"
-}
-cleanup_lab() { LAB_TIMEOUT=120 lab down >/dev/null 2>&1; }
-_t94_exit() {
-	local f
-	if [ "$_T_FAILED" -gt 0 ]; then
-		for f in "$LABDIR"/node*/omd*.log "$W/local/omd.log"; do
-			[ -f "$f" ] || continue
-			diag "--- ${f#"$LABDIR"/} (last 25 lines)"
-			tail -n 25 "$f" | while IFS= read -r l; do diag "$l"; done
-		done
-	fi
-	cleanup_lab
-	_cleanup
-}
-trap _t94_exit EXIT
-alive_node() { ectl get --keys-only "/omtools/nodes/$1" | grep -q .; }
 all_alive() { alive_node 1 && alive_node 2; }
-owner_of() { ectl get --print-value-only "/omtools/groups/$1" | grep -o '"node":"[0-9]*"' | cut -d'"' -f4; }
-omd_log() { cat "$LABDIR/node$1"/omd*.log 2>/dev/null; }
-# logged_on K PATTERN... : node K's omd logged a line matching each PATTERN
-logged_on() {
-	local k=$1 p
-	shift
-	for p in "$@"; do
-		omd_log "$k" | grep -q -- "$p" || { diag "node $k's omd logged no '$p'"; return 1; }
-	done
-}
 policy_in_etcd() { ectl get --print-value-only "/omtools/policy/$1" | grep '"every_s":10' | grep -q '"by":"1"'; }
 policy_gone() { [ "$RC" -eq 0 ] && ! ectl get --keys-only "/omtools/policy/$1" | grep -q .; }
-# start_on K G NAME ARGS... : a worker in group G on node K
-start_on() {
-	local k=$1 g=$2 name=$3
-	shift 3
-	on "$k" omrun -g "$g" -o "$W/$name.log" -- "$WORKER" --dir "$W" --name "$name" "$@"
-	WPID[$name]=$(head -n1 "$OUT" | tr -d '[:space:]')
-	WDONE[$name]=1 # a PID of the node's namespace: lib.sh must not kill it on the host
-	[ "$RC" -eq 0 ] && [[ ${WPID[$name]} =~ ^[0-9]+$ ]] && wait_ready "$name" 30 && return 0
-	diag "omrun on node $k exited $RC"
-	diag_file "$ERR"
-	return 1
-}
-finish_on() {
-	local pid=${WPID[$2]} end=$((SECONDS + 60))
-	"$OMLAB" "${LAB[@]}" exec "$1" -- kill -TERM "$pid"
-	while [ ! -e "$W/$2.result" ] && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
-	if [ "$(cat "$W/$2.result" 2>/dev/null)" != PASS ]; then
-		diag "worker $2: $(cat "$W/$2.result" 2>/dev/null || echo 'no result')"
-		return 1
-	fi
-}
 # gen_node DIR N : the node that wrote generation N (its manifest)
 gen_node() { omdecode "$1/gen-$2" 2>/dev/null | awk '$1 == "node:" {print $2}'; }
 # written_by DIR N NODE : a generation above N exists and NODE wrote the newest
