@@ -350,20 +350,26 @@ int om_owner_release(struct om_cluster *c, unsigned long g, om_error_t *err)
 	return rc;
 }
 
+int om_owner_put_at(struct om_cluster *c, unsigned long g, int64_t rev, const char *value, size_t len, bool *won,
+		    int64_t *new_revision, om_error_t *err)
+{
+	cleanup_free char *k = om_cluster_key(c, "groups/%lu", g);
+
+	if (k == NULL || value == NULL)
+		return om_make_error(err, ENOMEM, "owner of miggroup %lu", g);
+	return om_etcd_txn(c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = rev}, 1,
+			   &(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = value, .value_len = len}, 1,
+			   NULL, 0, won, new_revision, err);
+}
+
 static int owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *from, const char *node,
 		      uint64_t generation, const char *restoring_from, bool *won, int64_t *new_revision,
 		      om_error_t *err)
 {
-	cleanup_free char *k = om_cluster_key(c, "groups/%lu", g);
 	cleanup_free char *json =
 	    owner_json(g, node, from && from->home ? from->home : node, generation, restoring_from);
 
-	if (k == NULL || json == NULL)
-		return om_make_error(err, ENOMEM, "move");
-	return om_etcd_txn(
-	    c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = rev}, 1,
-	    &(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)}, 1, NULL, 0,
-	    won, new_revision, err);
+	return om_owner_put_at(c, g, rev, json, json ? strlen(json) : 0, won, new_revision, err);
 }
 
 int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *from, const char *node,
@@ -381,19 +387,13 @@ int om_owner_take_over(struct om_cluster *c, unsigned long g, int64_t rev, const
 int om_owner_set_ended(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *cur, bool ended,
 		       bool *won, om_error_t *err)
 {
-	cleanup_free char *k = om_cluster_key(c, "groups/%lu", g);
 	cleanup_free char *json = NULL;
 	Om__GroupOwner o = *cur; /* the same value, ended_ms set or cleared */
 
 	o.has_ended_ms = ended;
 	o.ended_ms = ended ? om_wall_ms() : 0;
 	json = om_pb_to_json(&o.base);
-	if (k == NULL || json == NULL)
-		return om_make_error(err, ENOMEM, "owner");
-	return om_etcd_txn(
-	    c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = rev}, 1,
-	    &(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)}, 1, NULL, 0,
-	    won, NULL, err);
+	return om_owner_put_at(c, g, rev, json, json ? strlen(json) : 0, won, NULL, err);
 }
 
 /* omckpt stopped g here: its owner key says so (when it names this node) */

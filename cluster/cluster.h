@@ -71,6 +71,10 @@ int om_owner_release(struct om_cluster *c, unsigned long g, om_error_t *err);
  * of a migration). *won says whether it moved. */
 int om_owner_move(struct om_cluster *c, unsigned long g, int64_t rev, const Om__GroupOwner *from, const char *node,
 		  uint64_t generation, bool *won, int64_t *new_revision, om_error_t *err);
+/* Put value (an owner's JSON) as g's owner if its key still has mod_revision
+ * rev: the one transaction every change of an owner goes through. */
+int om_owner_put_at(struct om_cluster *c, unsigned long g, int64_t rev, const char *value, size_t len, bool *won,
+		    int64_t *new_revision, om_error_t *err);
 /* The claim of a failover: g (owned by from->node, dead) to this node, if its
  * key still has mod_revision rev, marked `restoring_from` from->node until
  * the restore is recorded (a plain put of the owner value). */

@@ -344,18 +344,12 @@ static void remove_local(struct om_failover *f, unsigned long g)
  * 0: the key is no longer at R; -1: etcd did not answer (logged). */
 static int record(struct om_failover *f, struct orphan *s)
 {
-	struct om_cluster *c = f->o.c;
-	cleanup_free char *k = om_cluster_key(c, "groups/%lu", s->g);
-	cleanup_free char *json = owner_after(s, c, s->generation);
+	cleanup_free char *json = owner_after(s, f->o.c, s->generation);
 	om_error_t err = NULL;
 	bool won = false;
 
-	if (k == NULL || json == NULL ||
-	    om_etcd_txn(c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = s->token}, 1,
-			&(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = json, .value_len = strlen(json)},
-			1, NULL, 0, &won, NULL, &err) < 0) {
-		flog(f, "event=failover-record-failed group=%lu reason=\"%.900s\"", s->g,
-		     err ? emsg(err) : "out of memory");
+	if (om_owner_put_at(f->o.c, s->g, s->token, json, json ? strlen(json) : 0, &won, NULL, &err) < 0) {
+		flog(f, "event=failover-record-failed group=%lu reason=\"%.900s\"", s->g, emsg(err));
 		om_error_release(&err);
 		return -1;
 	}
@@ -365,17 +359,12 @@ static int record(struct om_failover *f, struct orphan *s)
 /* put the old owner back (transaction on R): orphaned again */
 static void give_back(struct om_failover *f, struct orphan *s)
 {
-	struct om_cluster *c = f->o.c;
-	cleanup_free char *k = om_cluster_key(c, "groups/%lu", s->g);
 	om_error_t err = NULL;
 	bool won = false;
 
-	if (k == NULL || s->old_value == NULL)
+	if (s->old_value == NULL)
 		return;
-	if (om_etcd_txn(
-		c->etcd, &(struct om_etcd_cmp){.key = k, .target = OM_ETCD_MOD, .number = s->token}, 1,
-		&(struct om_etcd_op){.type = OM_ETCD_PUT, .key = k, .value = s->old_value, .value_len = s->old_len}, 1,
-		NULL, 0, &won, NULL, &err) < 0) {
+	if (om_owner_put_at(f->o.c, s->g, s->token, s->old_value, s->old_len, &won, NULL, &err) < 0) {
 		flog(f, "event=failover-giveback-failed group=%lu reason=\"%.900s\"", s->g, emsg(err));
 		om_error_release(&err);
 	}

@@ -108,8 +108,9 @@ void om_restore_reserve_pids(const Om__Manifest *m)
 		}
 	}
 	/* best effort: without CAP_SYS_ADMIN over this PID namespace nothing moves */
-	if (want > 0 && pwrite(fd, buf, (size_t)snprintf(buf, sizeof(buf), "%ld", want), 0) < 0)
-		want = 0;
+	if (want > 0 && pwrite(fd, buf, (size_t)snprintf(buf, sizeof(buf), "%ld", want), 0) < 0) {
+		/* nothing to undo: the allocator stays where it was */
+	}
 	close(fd);
 }
 
