@@ -16,39 +16,60 @@ const char *om_criu_binary(void)
 	return env && *env ? env : OM_CRIU_BIN;
 }
 
-/* Append the last "Error" lines of a CRIU log to the error message. */
+/* CRIU's error lines that say nothing of the failure */
+static bool benign_error_line(const char *l)
+{
+	return strstr(l, "RLIMIT_NOFILE") != NULL ||	     /* harmless without CAP_SYS_RESOURCE */
+	       strstr(l, "cgroupd: recv req error") != NULL; /* its helper going away with the failed restore */
+}
+
+/* A hint for the administrator when the cause is the file system: CRIU
+ * reopens every regular file by its path and checks its size. */
+static const char *file_hint(const char *first)
+{
+	if (strstr(first, "Can't open file") != NULL || strstr(first, "has bad size") != NULL)
+		return " (a file the processes had open was renamed, removed or resized after the checkpoint: CRIU "
+		       "reopens files by path and checks their size)";
+	return "";
+}
+
+/* Append CRIU's first "Error" line (the cause; the ones after it are
+ * usually its consequences in other tasks) and its last two to the error
+ * message. */
 static int criu_failure(om_error_t *err, const char *what, const char *dir, const char *log, int ret)
 {
 	cleanup_free char *path = om_strdup_printf("%s/%s", dir, log);
 	cleanup_free char *buf = NULL;
-	char lines[3][512];
+	char first[512] = "", last[2][512];
 	int nl = 0;
 	om_error_t tmp = NULL;
 
 	if (path && om_read_file(path, &buf, NULL, &tmp) == 0) {
 		char *save = NULL;
 		for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-			if (strstr(l, "Error (") == NULL || strstr(l, "RLIMIT_NOFILE") != NULL)
-				continue; /* the rlimit complaint is harmless without CAP_SYS_RESOURCE */
+			if (strstr(l, "Error (") == NULL || benign_error_line(l))
+				continue;
 			char *msg = strstr(l, "): ");
-			snprintf(lines[nl % 3], sizeof(lines[0]), "%s", msg ? msg + 3 : l);
+			msg = msg ? msg + 3 : l;
+			if (nl == 0)
+				snprintf(first, sizeof(first), "%s", msg);
+			else
+				snprintf(last[nl % 2], sizeof(last[0]), "%s", msg);
 			nl++;
 		}
 	}
 	om_error_release(&tmp);
 	if (nl == 0)
-		return om_make_error(err, OM_ECRIU, "criu %s failed (%s%s%s; log: %s)", what, ret < 0 ? "error " : "",
-				     ret < 0 ? strerror(-ret) : "exit", "", path ? path : log);
-	{
-		char joined[1600] = "";
-		int first = nl > 3 ? nl - 3 : 0;
-		for (int i = first; i < nl; i++) {
-			strncat(joined, lines[i % 3], sizeof(joined) - strlen(joined) - 4);
-			if (i + 1 < nl)
-				strncat(joined, "; ", sizeof(joined) - strlen(joined) - 1);
-		}
-		return om_make_error(err, OM_ECRIU, "criu %s failed: %s (log: %s)", what, joined, path ? path : log);
-	}
+		return om_make_error(err, OM_ECRIU, "criu %s failed (%s%s; log: %s)", what, ret < 0 ? "error " : "",
+				     ret < 0 ? strerror(-ret) : "exit", path ? path : log);
+	char joined[1700];
+	int n = snprintf(joined, sizeof(joined), "%s", first);
+	if (nl > 3)
+		n += snprintf(joined + n, sizeof(joined) - (size_t)n, "; ...");
+	for (int i = nl > 3 ? nl - 2 : 1; i < nl && n < (int)sizeof(joined); i++)
+		n += snprintf(joined + n, sizeof(joined) - (size_t)n, "; %s", last[i % 2]);
+	return om_make_error(err, OM_ECRIU, "criu %s failed: %s%s (log: %s)", what, joined, file_hint(first),
+			     path ? path : log);
 }
 
 static int init_opts(criu_opts **opts, const char *images_dir, const char *work_dir, const char *log, int *img_fd,

@@ -101,6 +101,23 @@ if [ "${OM_SKIP_DISTCHECK:-0}" != 1 ]; then
 	fi
 fi
 
+# The digest: every failed check with the diagnostics its test printed under
+# it (the command, its exit status, its stderr), a few lines each, last in
+# the output where a CI page that keeps only the tail still shows them.
+digest() {
+	local f
+	for f in build/tests/*.log build/tests/*/*.log build-asan/tests/*.log build-asan/tests/*/*.log; do
+		[ -f "$f" ] || continue
+		grep -qE '^(not ok|Bail out)' "$f" 2>/dev/null || continue
+		echo "--- $f"
+		awk '/^(not ok|Bail out)/ { n = 12; print; next } n > 0 && /^#/ { print; n--; next } { n = 0 }' "$f" | head -60
+	done
+}
+if [ "$failed" -gt 0 ]; then
+	log "failed checks and their diagnostics"
+	digest
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

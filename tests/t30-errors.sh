@@ -141,6 +141,8 @@ run "$OMRESTORE" -g "$G"
 is "$RC" 5 "omrestore fails with exit 5 when the second tree ($second) cannot be restored"
 [ "$RC" -eq 5 ] || diag_file "$ERR"
 like "$ERR" "(^|[^0-9])${WPID[$second]}([^0-9]|\$)" "... and the message names its root pid ${WPID[$second]}"
+like "$ERR" "Can't open file [^;]*$second\\.data" "... and CRIU's first error, the file it cannot open (the cause, not its echoes)"
+like "$ERR" "renamed, removed or resized after the checkpoint" "... and says what happened to that file"
 # shellcheck disable=SC2086
 ok "... the already restored first tree ($first) is killed again" all_gone 5 $apids
 # shellcheck disable=SC2086

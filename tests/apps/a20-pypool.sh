@@ -18,7 +18,7 @@ new_group
 ST=$W/pool.status
 RES=$W/pool.result
 
-rounds() { grep -o 'rounds=[0-9]*' "$ST" 2>/dev/null | cut -d= -f2; }
+rounds() { last_line "$ST" | grep -o 'rounds=[0-9]*' | cut -d= -f2; }
 # advancing_rounds : more rounds within 10 s, and no FAIL
 advancing_rounds() {
 	local a b end=$((SECONDS + 10))
@@ -29,7 +29,7 @@ advancing_rounds() {
 		b=$(rounds)
 		[ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ] && return 0
 	done
-	diag "status: $(cat "$ST" 2>/dev/null)"
+	diag "status: $(tail -n 3 "$ST" 2>/dev/null)"
 	return 1
 }
 # expected_total N : the sum the application must have reached after N rounds

@@ -27,10 +27,10 @@ port=$(free_port)
 lock=omtools_g$G
 
 # n_of FILE : the count in a status file (n=...), empty on FAIL
-n_of() { grep -o '^n=[0-9]*\|[ ]n=[0-9]*' "$1" 2>/dev/null | head -1 | tr -dc 0-9; }
+n_of() { last_line "$1" | grep -o '^n=[0-9]*\|[ ]n=[0-9]*' | head -1 | tr -dc 0-9; }
 status_ok() {
-	grep -Eq ' ok$|^n=[0-9]+ ok$' "$W/$1" 2>/dev/null && return 0
-	diag "$1: $(cat "$W/$1" 2>/dev/null)"
+	last_line "$W/$1" | grep -Eq ' ok$|^n=[0-9]+ ok$' && return 0
+	diag "$1: $(tail -n 3 "$W/$1" 2>/dev/null)"
 	return 1
 }
 # moving NAME : the count of status file NAME grows within 10 s (TCP retransmits
@@ -51,7 +51,7 @@ moving() {
 			a=$b
 		fi
 	done
-	diag "$1 stuck: $(cat "$W/$1" 2>/dev/null)"
+	diag "$1 stuck: $(tail -n 3 "$W/$1" 2>/dev/null)"
 	diag "$(ss -tanoi "( sport = :$port or dport = :$port )")"
 	return 1
 }

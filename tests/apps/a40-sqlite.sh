@@ -33,8 +33,8 @@ mkdir -p "$D"
 DB=$D/app.db
 ST=$W/writer.status
 
-rows() { grep -o 'rows=[0-9]*' "$ST" 2>/dev/null | cut -d= -f2; }
-state_is() { grep -q " $1\$" "$ST" 2>/dev/null; }
+rows() { last_line "$ST" | grep -o 'rows=[0-9]*' | cut -d= -f2; }
+state_is() { last_line "$ST" | grep -q " $1\$"; }
 writing() {
 	local a b end=$((SECONDS + 10))
 	a=$(rows)
@@ -43,7 +43,7 @@ writing() {
 		b=$(rows)
 		if [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ] && state_is ok; then return 0; fi
 	done
-	diag "writer: $(cat "$ST" 2>/dev/null)"
+	diag "writer: $(tail -n 3 "$ST" 2>/dev/null)"
 	return 1
 }
 sql() { sqlite3 -batch "$DB" "$@"; }

@@ -22,7 +22,7 @@ new_group
 ST=$W/consumer.status
 OUTF=$W/pipeline.out
 
-lines() { grep -o 'lines=[0-9]*' "$ST" 2>/dev/null | cut -d= -f2; }
+lines() { last_line "$ST" | grep -o 'lines=[0-9]*' | cut -d= -f2; }
 flowing() {
 	local a b end=$((SECONDS + 10))
 	a=$(lines)
@@ -32,7 +32,7 @@ flowing() {
 		b=$(lines)
 		if [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ]; then return 0; fi
 	done
-	diag "consumer: $(cat "$ST" 2>/dev/null)"
+	diag "consumer: $(tail -n 3 "$ST" 2>/dev/null)"
 	return 1
 }
 nprocs() { members | wc -l; }

@@ -23,8 +23,8 @@ D=$W/fd
 mkdir -p "$D/watch"
 ST=$D/status
 
-field() { grep -o "$1=[^ ]*" "$ST" 2>/dev/null | cut -d= -f2; }
-healthy() { grep -q ' ok$' "$ST" 2>/dev/null; }
+field() { last_line "$ST" | grep -o "$1=[^ ]*" | cut -d= -f2; }
+healthy() { last_line "$ST" | grep -q ' ok$'; }
 ticking() {
 	local a b end=$((SECONDS + 5))
 	a=$(field ticks)
@@ -33,7 +33,7 @@ ticking() {
 		b=$(field ticks)
 		if [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ] && healthy; then return 0; fi
 	done
-	diag "fdapp: $(cat "$ST" 2>/dev/null)"
+	diag "fdapp: $(tail -n 3 "$ST" 2>/dev/null)"
 	return 1
 }
 sigs_above() { [ "$(field sigs)" -gt "$1" ]; }
@@ -52,7 +52,7 @@ signal_gets() {
 inotify_sees() {
 	: >"$D/watch/$1"
 	wait_until 5 inotify_is "$1" && return 0
-	diag "fdapp: $(cat "$ST" 2>/dev/null)"
+	diag "fdapp: $(tail -n 3 "$ST" 2>/dev/null)"
 	return 1
 }
 flock_held() { not flock -n "$D/flock.file" true; }

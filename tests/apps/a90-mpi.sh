@@ -40,10 +40,10 @@ STATUS= # the running variant's status file
 ok "mpiring.c builds with mpicc" mpicc -O2 -o "$W/mpiring" "$APPS_DIR/mpiring.c" 2>"$W/mpicc.err" ||
 	diag_file "$W/mpicc.err"
 
-round() { sed -n 's/^round=\([0-9]*\) .*/\1/p' "$STATUS" 2>/dev/null; }
+round() { last_line "$STATUS" | sed -n 's/^round=\([0-9]*\) .*/\1/p'; }
 status_ok() {
-	grep -q ' ok$' "$STATUS" 2>/dev/null && return 0
-	diag "status: $(cat "$STATUS" 2>/dev/null)"
+	last_line "$STATUS" | grep -q ' ok$' && return 0
+	diag "status: $(tail -n 3 "$STATUS" 2>/dev/null)"
 	return 1
 }
 past() { # R : the ring is past round R
@@ -75,12 +75,12 @@ goes_on_from() {
 		fi
 		sleep 0.05
 	done
-	diag "the ring did not go on: status '$(cat "$STATUS" 2>/dev/null)', first round seen after the restore: ${first:-none}"
+	diag "the ring did not go on: status '$(tail -n 3 "$STATUS" 2>/dev/null)', first round seen after the restore: ${first:-none}"
 	return 1
 }
 tree_root() { "$SHOWGROUP" --json "$G" 2>/dev/null | grep -o '"root":[0-9]*' | head -1 | cut -d: -f2; }
 flat() { printf '%s\n' "$1" | grep . | tr '\n' ' '; } # LINES : one line, space separated
-ring_pids() { sed -n 's/.* pids=\([0-9,]*\) .*/\1/p' "$STATUS" 2>/dev/null | tr ',' ' '; }
+ring_pids() { last_line "$STATUS" | sed -n 's/.* pids=\([0-9,]*\) .*/\1/p' | tr ',' ' '; }
 # shm_files : the /dev/shm files the group's processes map or hold open
 shm_files() {
 	local p

@@ -57,6 +57,17 @@ omrun_app() {
 	return 0
 }
 
+# last_line FILE : the last complete (newline-ended) line of FILE. The
+# applications append a status line per update instead of rewriting a file
+# and renaming it: a checkpoint can come while the file is open, and CRIU
+# reopens it by its path when that generation is restored, however old. A
+# line still being appended (it can cross a page) is not read half-written.
+last_line() {
+	local l prev=
+	while IFS= read -r l; do prev=$l; done < <(tail -n 2 "$1" 2>/dev/null)
+	[ -n "$prev" ] && printf '%s\n' "$prev"
+}
+
 # kill_group : SIGKILL every member of $G and wait until the pids are free.
 kill_group() {
 	local pids

@@ -9,7 +9,7 @@
  *
  *   mpiring DIR
  *
- * Rank 0 writes DIR/mpiring.status (atomically, about every 50 ms):
+ * Rank 0 appends a line to DIR/mpiring.status about every 50 ms (the last line counts):
  *   "round=R pids=P0,P1,P2 ok"   (or "... FAIL: reason" once a check failed)
  * The ring stops when DIR/mpiring.stop exists or a rank gets SIGUSR1: rank 0
  * marks the token "last", every rank forwards it once more and leaves. Each
@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <mpi.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -95,20 +96,26 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* One line appended, never a file rewritten and renamed: a checkpoint can
+ * come while the file is open, and CRIU reopens it by its path when that
+ * generation is restored, however old (an O_APPEND file keeps its path, and
+ * CRIU skips its size check). The last line of a file counts. */
 static void write_file(const char *dir, const char *name, const char *text)
 {
-	char path[4096], tmp[4200];
-	FILE *f;
+	char path[4096], line[4200];
+	int fd, n;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (!f)
+	n = snprintf(line, sizeof(line), "%s\n", text);
+	if (n >= (int)sizeof(line))
+		n = (int)sizeof(line) - 1;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
 		return;
-	fputs(text, f);
-	fputc('\n', f);
-	if (fclose(f) == 0)
-		rename(tmp, path);
+	if (write(fd, line, (size_t)n) != n) {
+		/* the reader sees the line before, or none */
+	}
+	close(fd);
 }
 
 int main(int argc, char **argv)

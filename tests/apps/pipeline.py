@@ -8,7 +8,7 @@
                                    it is done checkpointing)
   pipeline.py produce N --fast     the same lines at once
   pipeline.py consume OUT STATUS   gunzip stdin as it comes, check every line is
-                                   the next one, keep STATUS (tmp + rename) at
+                                   the next one, append to STATUS (its last line) at
                                    `lines=N ok`; at EOF write OUT:
                                    `lines=N sha256=<hex of all the text>` and
                                    STATUS `lines=N done`; on a wrong line
@@ -30,10 +30,15 @@ def line(i):
 
 
 def write(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text + "\n")
-    os.rename(tmp, path)
+    # one line appended per update, never a file rewritten and renamed: a
+    # checkpoint can come while the file is open, and CRIU reopens it by its
+    # path at the restore of that generation, however old (an appended file
+    # open O_WRONLY|O_APPEND keeps its path, and CRIU skips its size check)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (text + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 def produce(n, gate):

@@ -8,7 +8,7 @@ Each round r: a multiprocessing.Pool of 3 workers maps f(x) = x*x + r over
 long-lived Process gets the same numbers over a multiprocessing.Queue and
 answers each with f(x) over a Pipe. Both result lists are checked against
 f computed here; the round's sum is added to a running total. STATUS
-(tmp + rename) says `rounds=N total=T ok`, or `FAIL <reason>`. At SIGTERM
+(its last line, one appended per round) says `rounds=N total=T ok`, or `FAIL <reason>`. At SIGTERM
 the last round ends, the workers are stopped and RESULT is written:
 `rounds=N total=T PASS`, which the test checks against the total it
 computes itself.
@@ -36,10 +36,15 @@ def queue_worker(inq, conn):
 
 
 def write(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text + "\n")
-    os.rename(tmp, path)
+    # one line appended per update, never a file rewritten and renamed: a
+    # checkpoint can come while the file is open, and CRIU reopens it by its
+    # path at the restore of that generation, however old (an appended file
+    # open O_WRONLY|O_APPEND keeps its path, and CRIU skips its size check)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (text + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 def main():

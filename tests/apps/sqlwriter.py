@@ -6,7 +6,7 @@ for a40-sqlite.sh.
 
 Inserts row n (id n, v 'row-n') in its own transaction every 10 ms, on one
 connection kept open (the -wal and -shm files stay open and mapped). STATUS
-(tmp + rename) says `rows=N ok`. SIGUSR1 pauses after the current commit
+(its last line, one appended per update) says `rows=N ok`. SIGUSR1 pauses after the current commit
 (`rows=N paused`, rewritten every 100 ms: the files hold still for a copy), SIGUSR2 resumes, SIGTERM
 closes the database cleanly (`rows=N done`).
 """
@@ -18,10 +18,15 @@ import time
 
 
 def write(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text + "\n")
-    os.rename(tmp, path)
+    # one line appended per update, never a file rewritten and renamed: a
+    # checkpoint can come while the file is open, and CRIU reopens it by its
+    # path at the restore of that generation, however old (an appended file
+    # open O_WRONLY|O_APPEND keeps its path, and CRIU skips its size check)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (text + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 def main():

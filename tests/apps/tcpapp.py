@@ -9,7 +9,7 @@ Protocol, checked on both sides: the client sends its counter n (8 bytes, big
 endian) every 20 ms; the server checks it is the previous n + 1 of that
 connection and answers n * 3 + 7, which the client checks. A lost, duplicated
 or reordered byte in either direction is a mismatch. STATUS is rewritten
-(tmp + rename, never left open) with `n=<count> ok` or `FAIL <reason>`; the
+(a line appended per update; the last one counts) with `n=<count> ok` or `FAIL <reason>`; the
 server's with `conns=<accepted> n=<numbers checked> ok`. A client stops at
 SIGTERM with `n=<count> done`; a server counts a connection reset by a killed
 peer as closed, not as a failure.
@@ -24,10 +24,15 @@ import time
 
 
 def write_status(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text + "\n")
-    os.rename(tmp, path)
+    # one line appended per update, never a file rewritten and renamed: a
+    # checkpoint can come while the file is open, and CRIU reopens it by its
+    # path at the restore of that generation, however old (an appended file
+    # open O_WRONLY|O_APPEND keeps its path, and CRIU skips its size check)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (text + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 def recv_exact(s, n):
