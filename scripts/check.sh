@@ -110,7 +110,11 @@ digest() {
 		[ -f "$f" ] || continue
 		grep -qE '^(not ok|Bail out)' "$f" 2>/dev/null || continue
 		echo "--- $f"
-		awk '/^(not ok|Bail out)/ { n = 12; print; next } n > 0 && /^#/ { print; n--; next } { n = 0 }' "$f" | head -60
+		# a check's diagnostics come before its line (what it waited for)
+		# and after it (the command, its exit status and stderr)
+		awk '/^(not ok|Bail out)/ { for (i = 0; i < nb; i++) print b[i]; nb = 0; n = 12; print; next }
+		     /^#/ { if (n > 0) { print; n--; next } if (nb == 6) { for (i = 1; i < 6; i++) b[i - 1] = b[i]; nb = 5 } b[nb++] = $0; next }
+		     { n = 0; nb = 0 }' "$f" | head -60
 	done
 }
 if [ "$failed" -gt 0 ]; then
