@@ -43,6 +43,8 @@ static void status(const char *text)
 	 * keeps its path, and CRIU skips its size check) */
 	snprintf(path, sizeof(path), "%s/status", dir);
 	n = snprintf(line, sizeof(line), "%s\n", text);
+	if (n >= (int)sizeof(line))
+		n = (int)sizeof(line) - 1;
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		exit(1);

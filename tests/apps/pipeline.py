@@ -21,24 +21,14 @@ import sys
 import time
 import zlib
 
+from appstatus import append_line
+
 
 def line(i):
     # barely compressible (base64 of hashes): gzip emits a block every ~32 KiB
     # of input, so the data keeps moving through all three processes
     raw = hashlib.sha512(b"%d" % i).digest() + hashlib.sha512(b"x%d" % i).digest()
     return b"%d %s\n" % (i, base64.b64encode(raw))
-
-
-def write(path, text):
-    # one line appended per update, never a file rewritten and renamed: a
-    # checkpoint can come while the file is open, and CRIU reopens it by its
-    # path at the restore of that generation, however old (an appended file
-    # open O_WRONLY|O_APPEND keeps its path, and CRIU skips its size check)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (text + "\n").encode())
-    finally:
-        os.close(fd)
 
 
 def produce(n, gate):
@@ -69,19 +59,19 @@ def consume(outpath, status):
         for text in lines:
             n += 1
             if text + b"\n" != line(n):
-                write(status, "FAIL line %d is %r" % (n, text[:80]))
+                append_line(status, "FAIL line %d is %r" % (n, text[:80]))
                 sys.exit(1)
         now = time.monotonic()
         if now - last > 0.1:
-            write(status, "lines=%d ok" % n)
+            append_line(status, "lines=%d ok" % n)
             last = now
         if not chunk:
             break
     if pending:
-        write(status, "FAIL a partial last line")
+        append_line(status, "FAIL a partial last line")
         sys.exit(1)
-    write(outpath, "lines=%d sha256=%s" % (n, h.hexdigest()))
-    write(status, "lines=%d done" % n)
+    append_line(outpath, "lines=%d sha256=%s" % (n, h.hexdigest()))
+    append_line(status, "lines=%d done" % n)
 
 
 if __name__ == "__main__":

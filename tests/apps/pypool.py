@@ -14,10 +14,11 @@ the last round ends, the workers are stopped and RESULT is written:
 computes itself.
 """
 import multiprocessing as mp
-import os
 import signal
 import sys
 import time
+
+from appstatus import append_line
 
 
 def f(args):
@@ -33,18 +34,6 @@ def queue_worker(inq, conn):
             return
         x, r = item
         conn.send((x, f((x, r))))
-
-
-def write(path, text):
-    # one line appended per update, never a file rewritten and renamed: a
-    # checkpoint can come while the file is open, and CRIU reopens it by its
-    # path at the restore of that generation, however old (an appended file
-    # open O_WRONLY|O_APPEND keeps its path, and CRIU skips its size check)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (text + "\n").encode())
-    finally:
-        os.close(fd)
 
 
 def main():
@@ -66,22 +55,22 @@ def main():
             inq.put((x, r))
         piped = [parent_end.recv() for _ in xs]
         if got != want:
-            write(status, "FAIL pool round %d" % r)
+            append_line(status, "FAIL pool round %d" % r)
             sys.exit(1)
         if piped != list(zip(xs, want)):
-            write(status, "FAIL queue/pipe round %d" % r)
+            append_line(status, "FAIL queue/pipe round %d" % r)
             sys.exit(1)
         rounds, total = r, total + sum(want)
-        write(status, "rounds=%d total=%d ok" % (rounds, total))
+        append_line(status, "rounds=%d total=%d ok" % (rounds, total))
         time.sleep(0.05)
     pool.close()
     pool.join()
     inq.put(None)
     if parent_end.recv() is not None:
-        write(status, "FAIL queue worker did not stop")
+        append_line(status, "FAIL queue worker did not stop")
         sys.exit(1)
     qw.join(10)
-    write(result, "rounds=%d total=%d PASS" % (rounds, total))
+    append_line(result, "rounds=%d total=%d PASS" % (rounds, total))
 
 
 if __name__ == "__main__":

@@ -10,23 +10,12 @@ connection kept open (the -wal and -shm files stay open and mapped). STATUS
 (`rows=N paused`, rewritten every 100 ms: the files hold still for a copy), SIGUSR2 resumes, SIGTERM
 closes the database cleanly (`rows=N done`).
 """
-import os
 import signal
 import sqlite3
 import sys
 import time
 
-
-def write(path, text):
-    # one line appended per update, never a file rewritten and renamed: a
-    # checkpoint can come while the file is open, and CRIU reopens it by its
-    # path at the restore of that generation, however old (an appended file
-    # open O_WRONLY|O_APPEND keeps its path, and CRIU skips its size check)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (text + "\n").encode())
-    finally:
-        os.close(fd)
+from appstatus import append_line
 
 
 def main():
@@ -37,7 +26,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: flags.update(stop=True))
     con = sqlite3.connect(db, isolation_level=None)
     if con.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
-        write(status, "FAIL no WAL mode")
+        append_line(status, "FAIL no WAL mode")
         sys.exit(1)
     con.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
     n = con.execute("SELECT count(*) FROM t").fetchone()[0]
@@ -45,7 +34,7 @@ def main():
     while not flags["stop"]:
         if flags["pause"]:
             while flags["pause"] and not flags["stop"]:
-                write(status, "rows=%d paused" % n)
+                append_line(status, "rows=%d paused" % n)
                 time.sleep(0.1)
             continue
         con.execute("BEGIN")
@@ -54,11 +43,11 @@ def main():
         n += 1
         now = time.monotonic()
         if now - last > 0.1:
-            write(status, "rows=%d ok" % n)
+            append_line(status, "rows=%d ok" % n)
             last = now
         time.sleep(0.01)
     con.close()
-    write(status, "rows=%d done" % n)
+    append_line(status, "rows=%d done" % n)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ server's with `conns=<accepted> n=<numbers checked> ok`. A client stops at
 SIGTERM with `n=<count> done`; a server counts a connection reset by a killed
 peer as closed, not as a failure.
 """
-import os
 import signal
 import socket
 import struct
@@ -22,17 +21,7 @@ import sys
 import threading
 import time
 
-
-def write_status(path, text):
-    # one line appended per update, never a file rewritten and renamed: a
-    # checkpoint can come while the file is open, and CRIU reopens it by its
-    # path at the restore of that generation, however old (an appended file
-    # open O_WRONLY|O_APPEND keeps its path, and CRIU skips its size check)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (text + "\n").encode())
-    finally:
-        os.close(fd)
+from appstatus import append_line
 
 
 def recv_exact(s, n):
@@ -52,9 +41,9 @@ def server(port, status):
     def report():
         with lock:
             if state["fail"]:
-                write_status(status, "FAIL " + state["fail"])
+                append_line(status, "FAIL " + state["fail"])
             else:
-                write_status(status, "conns=%d n=%d ok" % (state["conns"], state["n"]))
+                append_line(status, "conns=%d n=%d ok" % (state["conns"], state["n"]))
 
     def handle(c):
         last = 0
@@ -106,18 +95,18 @@ def client(port, status):
             s.sendall(struct.pack(">Q", n))
             (r,) = struct.unpack(">Q", recv_exact(s, 8))
             if r != n * 3 + 7:
-                write_status(status, "FAIL client got %d for %d" % (r, n))
+                append_line(status, "FAIL client got %d for %d" % (r, n))
                 sys.exit(1)
             now = time.monotonic()
             if now - last_report > 0.1:
-                write_status(status, "n=%d ok" % n)
+                append_line(status, "n=%d ok" % n)
                 last_report = now
             time.sleep(0.02)
     except Exception as e:  # noqa: BLE001 - any error is the test's failure
         if not stop:
-            write_status(status, "FAIL client after %d: %r" % (n, e))
+            append_line(status, "FAIL client after %d: %r" % (n, e))
             sys.exit(1)
-    write_status(status, "n=%d done" % n)
+    append_line(status, "n=%d done" % n)
 
 
 if __name__ == "__main__":
