@@ -18,7 +18,7 @@ new_group
 ST=$W/pool.status
 RES=$W/pool.result
 
-rounds() { last_line "$ST" | grep -o 'rounds=[0-9]*' | cut -d= -f2; }
+rounds() { last_field "$ST" rounds; }
 # advancing_rounds : more rounds within 10 s, and no FAIL
 advancing_rounds() {
 	local a b end=$((SECONDS + 10))

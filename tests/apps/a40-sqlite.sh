@@ -33,7 +33,7 @@ mkdir -p "$D"
 DB=$D/app.db
 ST=$W/writer.status
 
-rows() { last_line "$ST" | grep -o 'rows=[0-9]*' | cut -d= -f2; }
+rows() { last_field "$ST" rows; }
 state_is() { last_line "$ST" | grep -q " $1\$"; }
 writing() {
 	local a b end=$((SECONDS + 10))

@@ -22,7 +22,7 @@ new_group
 ST=$W/consumer.status
 OUTF=$W/pipeline.out
 
-lines() { last_line "$ST" | grep -o 'lines=[0-9]*' | cut -d= -f2; }
+lines() { last_field "$ST" lines; }
 flowing() {
 	local a b end=$((SECONDS + 10))
 	a=$(lines)

@@ -23,7 +23,7 @@ D=$W/fd
 mkdir -p "$D/watch"
 ST=$D/status
 
-field() { last_line "$ST" | grep -o "$1=[^ ]*" | cut -d= -f2; }
+field() { last_field "$ST" "$1"; }
 healthy() { last_line "$ST" | grep -q ' ok$'; }
 ticking() {
 	local a b end=$((SECONDS + 5))

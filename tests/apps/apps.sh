@@ -68,6 +68,9 @@ last_line() {
 	[ -n "$prev" ] && printf '%s\n' "$prev"
 }
 
+# last_field FILE KEY : the value of KEY=VALUE in FILE's last complete line.
+last_field() { last_line "$1" | grep -o "$2=[^ ]*" | cut -d= -f2; }
+
 # kill_group : SIGKILL every member of $G and wait until the pids are free.
 kill_group() {
 	local pids
